@@ -1,0 +1,95 @@
+# mailmig: `make demo` and `make test` are the two commands; each installs what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON    ?= $(shell command -v python3.11 || command -v python3)
+VENV      := .venv
+MAILMIG   := $(VENV)/bin/mailmig
+EMAILS_DB ?= data/emails.db
+AUTH_DB   ?= data/auth.db
+# small: a quick demo dataset; seed: the seed plan's volume (261,000 emails, 250,000 accounts)
+SCALE     ?= small
+ifeq ($(SCALE),seed)
+  DATA_ARGS := --emails 261000 --accounts 250000
+else ifeq ($(SCALE),small)
+  DATA_ARGS := --emails 5000 --accounts 4000
+else
+  $(error SCALE must be small or seed, not '$(SCALE)')
+endif
+DATA_DIR  ?= data
+# Extra arguments for `mailmig load` / `mailmig validate`, e.g. LOAD_ARGS='--loader copy'
+LOAD_ARGS ?=
+VALIDATE_ARGS ?=
+
+.PHONY: help setup system venv demo demo-data db-up db-down db-status schema load validate \
+        cron-install test test-unit test-func bench-load bench-validate bench-demo-data clean distclean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+setup: system venv ## install the Debian packages and the venv (idempotent, quick when done)
+
+system: ## Debian packages: PostgreSQL server + pg_cron of the installed major, pgloader, sqlite3
+	@bash scripts/install-system-packages.sh
+
+venv: $(VENV)/.installed ## the .venv with mailmig (editable) and its test extras
+
+$(VENV)/.installed: pyproject.toml | system
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+demo: setup ## the main job end to end on the embedded default: data, cluster, schema, load, validate
+	$(MAKE) --no-print-directory demo-data
+	$(MAKE) --no-print-directory db-up schema
+	@if $(MAILMIG) load --help >/dev/null 2>&1; then $(MAKE) --no-print-directory load; fi
+	@if $(MAILMIG) validate --help >/dev/null 2>&1; then $(MAKE) --no-print-directory validate; fi
+
+demo-data: venv ## generate a legacy dataset into data/ (SCALE=small|seed)
+	$(MAILMIG) demo-data $(DATA_ARGS) --out $(DATA_DIR)
+
+db-up: venv ## start the project-local cluster (.pgdata/), creating it on first use
+	$(MAILMIG) db up
+
+db-down: venv ## stop the project-local cluster
+	$(MAILMIG) db down
+
+db-status: venv ## state of the target server
+	$(MAILMIG) db status
+
+schema: db-up ## apply sql/ in order (recorded in migration.sql_ledger)
+	$(MAILMIG) schema apply
+
+load: schema ## migrate EMAILS_DB and AUTH_DB into PostgreSQL (LOAD_ARGS='--loader copy' for COPY)
+	$(MAILMIG) load --emails-db $(EMAILS_DB) --auth-db $(AUTH_DB) $(LOAD_ARGS)
+
+validate: db-up ## compare every row and column of the last load with its snapshot
+	$(MAILMIG) validate $(VALIDATE_ARGS)
+
+cron-install: schema ## install the pg_cron maintenance jobs (not part of load)
+	$(MAILMIG) cron install
+
+test: setup ## every test that does not need seed-scale data (unit + functional, real servers)
+	$(VENV)/bin/pytest
+
+test-unit: setup ## unit tests only (no server)
+	$(VENV)/bin/pytest tests/unit
+
+test-func: setup ## functional tests only (real PostgreSQL, SQLite, pgloader)
+	$(VENV)/bin/pytest tests/func
+
+bench-demo-data: setup ## time the generator at SCALE
+	$(VENV)/bin/python bench/bench_demo_data.py $(DATA_ARGS)
+
+bench-load: setup ## the load benchmark at SCALE (use SCALE=seed for the issue's figures)
+	$(VENV)/bin/python bench/bench_load.py --scale $(SCALE)
+
+bench-validate: setup ## the validation benchmark at SCALE (use SCALE=seed)
+	$(VENV)/bin/python bench/bench_validate.py --scale $(SCALE)
+
+clean: ## remove runs/ and generated data/ (keeps the cluster)
+	rm -rf runs data
+
+distclean: ## stop and remove the local cluster, the venv, runs and data
+	-@test -x $(MAILMIG) && $(MAILMIG) db down
+	rm -rf .pgdata $(VENV) runs data .pytest_cache
