@@ -1,0 +1,83 @@
+"""Reading the legacy SQLite files without losing a byte.
+
+SQLite lets any column hold any storage class, and text may be invalid UTF-8 or hold NUL
+(FIELD-NOTES). Connections made here return TEXT values as `SqliteText` (bytes that
+remember they were TEXT) and BLOBs as plain `bytes`, so a value's storage class and its
+exact bytes survive. `encode_value` turns one into the typed-JSON form of the contracts
+(`{"t": typeof, "v" | "hex"}`), used by the load (hostile rows, rejects, repairs) and by
+validate.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from pathlib import Path
+
+
+class SqliteText(bytes):
+    """The bytes of a value whose SQLite storage class is TEXT."""
+
+    __slots__ = ()
+
+
+def connect_readonly(path: Path | str) -> sqlite3.Connection:
+    """Open a SQLite file read-only (the source is never changed), lossless text."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    conn.text_factory = SqliteText
+    return conn
+
+
+def typeof(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, SqliteText):
+        return "text"
+    if isinstance(value, bytes):
+        return "blob"
+    if isinstance(value, bool):  # never from SQLite, but be exact
+        return "integer"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "real"
+    if isinstance(value, str):
+        return "text"
+    raise TypeError(f"not a SQLite value: {type(value).__name__}")
+
+
+def plain_text(value: bytes) -> str | None:
+    """The str of text bytes PostgreSQL can hold (valid UTF-8, no NUL), else None."""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return None if "\x00" in text else text
+
+
+def encode_value(value) -> dict:
+    """The typed-JSON form of one SQLite value; it loses nothing."""
+    kind = typeof(value)
+    if kind == "null":
+        return {"t": "null"}
+    if kind == "integer":
+        return {"t": "integer", "v": int(value)}
+    if kind == "real":
+        if math.isfinite(value):
+            return {"t": "real", "v": value}
+        return {"t": "real", "v": "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
+    if kind == "text":
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        text = plain_text(value)
+        return {"t": "text", "v": text} if text is not None else {"t": "text", "hex": value.hex()}
+    return {"t": "blob", "hex": bytes(value).hex()}
+
+
+def source_key(value) -> str:
+    """A source primary key as text (contracts: `source_key`)."""
+    if isinstance(value, bytes):
+        text = plain_text(value)
+        return text if text is not None else "hex:" + value.hex()
+    return str(value)
