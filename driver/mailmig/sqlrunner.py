@@ -93,6 +93,8 @@ def apply_sql(conninfo: str, sql_dir: Path = SQL_DIR, progress=None) -> list[str
                         conn.execute(sql_file.path.read_text())
                     except psycopg.Error as exc:
                         raise LedgerError(f"{sql_file.path}: {exc.diag.sqlstate or ''} {exc}".strip()) from exc
+                    # a file may SET LOCAL ROLE mail_owner; the ledger is the runner's own
+                    conn.execute("RESET ROLE")
                     conn.execute(
                         "INSERT INTO migration.sql_ledger (name, checksum, duration_ms)"
                         " VALUES (%s, %s, extract(epoch FROM clock_timestamp() - %s) * 1000)",

@@ -1,0 +1,161 @@
+"""The audit: what in a snapshot PostgreSQL will not take as it is, counted per column.
+
+One streaming pass over each mapped table. Besides the counts, it finds the *hostile*
+rows (contracts): rows with a value whose storage class or bytes cannot travel through
+pgloader intact. Those are returned whole, typed-JSON encoded, to be stored losslessly
+beside pgloader's staging and deleted from the load's work copy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailmig.mapping import MappingError, Table
+from mailmig.sqlite_source import SqliteText, connect_readonly, encode_value, source_key
+
+# The legacy timestamp text forms (docs/contracts.md, Conversion rules).
+TIMESTAMP_TEXT = re.compile(
+    rb"^(?:-?[0-9]{1,18}(?:\.[0-9]{1,9})?"
+    rb"|[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?)$"
+)
+BTREE_LIMIT = 2704  # bytes: the largest value a PostgreSQL btree index entry takes
+HOSTILE_INDEXED_TEXT = 1 << 20  # contracts: longer text in an indexed column is hostile
+INT_TEXT = re.compile(rb"^-?[0-9]{1,19}$")
+NUMBER_TEXT = re.compile(rb"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,3})?\s*$")
+
+
+@dataclass
+class TableAudit:
+    table: str
+    file: str
+    rows: int = 0
+    issues: dict[str, Counter] = field(default_factory=dict)  # column -> issue -> count
+    hostile: list[tuple[str, dict]] = field(default_factory=list)  # (key, encoded row)
+
+    def count(self, column: str, issue: str) -> None:
+        self.issues.setdefault(column, Counter())[issue] += 1
+
+    def as_report(self) -> dict:
+        return {
+            "table": self.table, "file": self.file, "rows": self.rows,
+            "hostile_rows": len(self.hostile),
+            "issues": {c: dict(sorted(v.items())) for c, v in sorted(self.issues.items())},
+        }
+
+
+def source_tables(conn: sqlite3.Connection) -> list[str]:
+    return [r[0].decode() if isinstance(r[0], bytes) else r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+
+
+def check_columns(conn: sqlite3.Connection, table: Table, file_label: str) -> None:
+    """A mapped table whose columns differ from the mapping stops the run, naming them."""
+    names = [r[1].decode() if isinstance(r[1], bytes) else r[1]
+             for r in conn.execute(f'PRAGMA table_info("{table.name}")')]
+    if not names:
+        raise MappingError(f"{file_label}: table {table.name} (named by the mapping) is missing")
+    missing = [c for c in table.columns if c not in names]
+    extra = [c for c in names if c not in table.columns]
+    if missing or extra:
+        parts = []
+        if extra:
+            parts.append("columns not in the mapping: " + ", ".join(extra))
+        if missing:
+            parts.append("mapped columns missing from the file: " + ", ".join(missing))
+        raise MappingError(f"{file_label}: table {table.name}: " + "; ".join(parts)
+                           + " (config/mapping.yaml must name every column; nothing is dropped silently)")
+
+
+def _value_issues(kind: str, value, indexed: bool) -> tuple[list[str], bool]:
+    """(issues, plain) of one value for a column of `kind`."""
+    if value is None:
+        return (["null_timestamp"] if kind == "timestamp_required" else []), True
+    issues: list[str] = []
+    if isinstance(value, SqliteText) or isinstance(value, bytes):
+        is_text = isinstance(value, SqliteText)
+        if not is_text:
+            issues.append("blob")
+        try:
+            text = value.decode("utf-8")
+            if "\x00" in text:
+                issues.append("nul_character")
+        except UnicodeDecodeError:
+            issues.append("invalid_utf8")
+        plain = is_text and not issues
+        if indexed and len(value) > BTREE_LIMIT:
+            issues.append("over_index_limit")
+            plain = plain and len(value) <= HOSTILE_INDEXED_TEXT
+        if kind in ("int", "flag"):
+            plain = False  # text in an INTEGER column
+            if kind == "int" and not INT_TEXT.match(value):
+                issues.append("not_an_integer")
+            elif kind == "flag":
+                issues.append("text_flag")
+        elif kind == "float":
+            plain = False
+            if not NUMBER_TEXT.match(value):
+                issues.append("not_a_number")
+        elif kind in ("timestamp", "timestamp_required") and not TIMESTAMP_TEXT.match(value):
+            issues.append("unparseable_timestamp")
+        elif kind == "json" and is_text and not issues:
+            try:
+                json.loads(value)
+            except ValueError:
+                issues.append("invalid_json")
+        return issues, plain
+    if isinstance(value, int):
+        if kind == "flag" and value not in (0, 1):
+            issues.append("flag_not_0_1")
+        if kind in ("timestamp", "timestamp_required"):
+            issues.append("epoch_number")
+            return issues, False
+        return issues, kind in ("int", "flag", "float")
+    # float; a non-finite one is hostile so that its typed form is written in one place
+    if value != value or value in (float("inf"), float("-inf")):
+        return issues + ["non_finite_real"], False
+    if kind == "int":
+        issues.append("real_in_integer")
+    if kind in ("timestamp", "timestamp_required"):
+        issues.append("epoch_number")
+    return issues, kind == "float"
+
+
+def audit_table(path: Path, table: Table, file_label: str, progress=None) -> TableAudit:
+    conn = connect_readonly(path)
+    try:
+        check_columns(conn, table, file_label)
+        result = TableAudit(table.name, file_label)
+        columns = list(table.columns)
+        kinds = [table.columns[c] for c in columns]
+        indexed = [c in table.indexed for c in columns]
+        key_pos = columns.index(table.key)
+        select = "SELECT " + ", ".join(f'"{c}"' for c in columns) + f' FROM "{table.name}"'
+        for row in conn.execute(select):
+            result.rows += 1
+            hostile = False
+            for i, value in enumerate(row):
+                issues, plain = _value_issues(kinds[i], value, indexed[i])
+                for issue in issues:
+                    result.count(columns[i], issue)
+                hostile = hostile or not plain
+            if hostile:
+                result.hostile.append((source_key(row[key_pos]),
+                                       {c: encode_value(v) for c, v in zip(columns, row)}))
+            if progress and result.rows % 50000 == 0:
+                progress(f"  audit {table.name}: {result.rows:,} rows read")
+        return result
+    finally:
+        conn.close()
+
+
+def unmapped_tables(path: Path, mapped: list[str]) -> list[str]:
+    conn = connect_readonly(path)
+    try:
+        return [t for t in source_tables(conn) if t not in mapped]
+    finally:
+        conn.close()

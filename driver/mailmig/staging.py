@@ -1,0 +1,186 @@
+"""Filling staging: the hostile rows stored whole, the plain rows by pgloader or by COPY.
+
+pgloader 3.6 loses rows silently and exits 0 on values real legacy files hold
+(FIELD-NOTES), so it only ever sees a work copy of the snapshot from which the audit's
+hostile rows were deleted, and its result is checked by counting, never trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from mailmig.config import PROJECT_ROOT
+from mailmig.mapping import Table
+from mailmig.sqlite_source import connect_readonly
+
+TEMPLATE = PROJECT_ROOT / "pgloader" / "sqlite-to-staging.load.tmpl"
+PGLOADER_DEFAULTS = {"workers": 2, "concurrency": 1, "prefetch_rows": 500, "batch_rows": 200}
+
+
+class StagingError(RuntimeError):
+    """Staging does not hold what the snapshot holds; the message names the table."""
+
+
+def truncate_staging(conninfo: str, tables: list[Table]) -> None:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        names = [sql.Identifier("staging", t.name) for t in tables]
+        conn.execute(sql.SQL("TRUNCATE {}, staging.hostile").format(sql.SQL(", ").join(names)))
+
+
+def store_hostile(conninfo: str, table: Table, rows: list[tuple[str, dict]]) -> int:
+    """The rows pgloader must not see, each column typed-JSON encoded (lossless)."""
+    with psycopg.connect(conninfo) as conn:
+        with conn.cursor().copy(
+                "COPY staging.hostile (source_table, source_key, original) FROM STDIN") as copy:
+            for key, original in rows:
+                copy.write_row((table.name, key, json.dumps(original, ensure_ascii=False)))
+    return len(rows)
+
+
+def make_work_copy(snapshot_file: Path, work_file: Path, hostile: dict[str, list[str]],
+                   keys: dict[str, str]) -> None:
+    """A copy of the snapshot without its hostile rows: what pgloader reads."""
+    work_file.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(snapshot_file, work_file)
+    conn = sqlite3.connect(work_file)
+    conn.text_factory = bytes
+    try:
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
+        for table, table_keys in hostile.items():
+            key = keys[table]
+            for chunk_start in range(0, len(table_keys), 500):
+                chunk = table_keys[chunk_start:chunk_start + 500]
+                # keys are compared as text so that integer and text keys both match
+                conn.execute(
+                    f'DELETE FROM "{table}" WHERE CAST("{key}" AS TEXT) IN ({",".join("?" * len(chunk))})',
+                    chunk)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def staged_count(conninfo: str, table: Table) -> int:
+    with psycopg.connect(conninfo) as conn:
+        return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            sql.Identifier("staging", table.name))).fetchone()[0]
+
+
+def _pgloader_target(conninfo: str) -> tuple[dict, dict]:
+    """Template values for the target and the environment that carries the password."""
+    params = conninfo_to_dict(conninfo)
+    host = params.get("host") or os.environ.get("PGHOST") or "localhost"
+    if host.startswith("/"):
+        host = "unix:" + host  # pgloader's spelling of a socket directory
+    env = dict(os.environ)
+    password = params.get("password") or os.environ.get("PGPASSWORD")
+    if password:
+        env["PGPASSWORD"] = password
+    values = {
+        "user": params.get("user") or os.environ.get("PGUSER") or "postgres",
+        "host": host,
+        "port": str(params.get("port") or os.environ.get("PGPORT") or 5432),
+        "dbname": params.get("dbname") or os.environ.get("PGDATABASE") or "postgres",
+    }
+    for name, value in values.items():
+        if not re.fullmatch(r"[A-Za-z0-9_.:/@-]+", value):
+            raise StagingError(f"pgloader target {name} {value!r} has characters a load file cannot carry")
+    return values, env
+
+
+def render_load_file(work_file: Path, table: Table, conninfo: str, settings: dict, out: Path) -> dict:
+    """Render pgloader/<template> for one table; the file holds no secret."""
+    values, env = _pgloader_target(conninfo)
+    values.update({"source_path": str(work_file.resolve()), "table": table.name})
+    for name, default in PGLOADER_DEFAULTS.items():
+        values[name] = str(int(settings.get(name, default)))
+    text = TEMPLATE.read_text()
+    for name, value in values.items():
+        text = text.replace("{{" + name + "}}", value)
+    if "{{" in text:
+        raise StagingError(f"{TEMPLATE}: unrendered placeholder in {out.name}")
+    out.write_text(text)
+    return env
+
+
+class _RssWatcher(threading.Thread):
+    """Peak resident memory of a child process, sampled from /proc."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak_kib, self.done = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+            except (FileNotFoundError, ProcessLookupError):
+                return
+            self.done.wait(0.5)
+
+
+def run_pgloader(work_file: Path, table: Table, conninfo: str, settings: dict, log_dir: Path,
+                 progress=None) -> dict:
+    """pgloader for one table; returns exit code, seconds, peak RSS. Its rows are counted
+    by the caller: the exit code proves nothing (FIELD-NOTES)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    load_file = log_dir / f"{table.name}.load"
+    env = render_load_file(work_file, table, conninfo, settings, load_file)
+    started = time.monotonic()
+    with open(log_dir / f"{table.name}.log", "wb") as log:
+        proc = subprocess.Popen(
+            ["pgloader", "--no-ssl-cert-verification", "--root-dir", str(log_dir / "pgloader-root"),
+             "--logfile", str(log_dir / f"{table.name}.pgloader.log"), str(load_file)],
+            stdout=log, stderr=subprocess.STDOUT, env=env)
+        watcher = _RssWatcher(proc.pid)
+        watcher.start()
+        code = proc.wait()
+        watcher.done.set()
+        watcher.join()
+    return {"table": table.name, "exit_code": code, "seconds": round(time.monotonic() - started, 3),
+            "peak_rss_mib": round(watcher.peak_kib / 1024, 1), "load_file": str(load_file)}
+
+
+def copy_plain_rows(work_file: Path, table: Table, conninfo: str, progress=None) -> dict:
+    """--loader copy: the same staging contract fed by psycopg COPY from the work copy."""
+    started = time.monotonic()
+    columns = list(table.columns)
+    src = connect_readonly(work_file)
+    rows = 0
+    try:
+        with psycopg.connect(conninfo) as conn:
+            query = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier("staging", table.name),
+                sql.SQL(", ").join(sql.Identifier(c) for c in columns))
+            with conn.cursor().copy(query) as copy:
+                select = "SELECT " + ", ".join(f'"{c}"' for c in columns) + f' FROM "{table.name}"'
+                for row in src.execute(select):
+                    copy.write_row([None if v is None else
+                                    (bytes(v).decode("utf-8") if isinstance(v, bytes) else
+                                     repr(v) if isinstance(v, float) else str(v))
+                                    for v in row])
+                    rows += 1
+                    if progress and rows % 50000 == 0:
+                        progress(f"  copy {table.name}: {rows:,} rows")
+    finally:
+        src.close()
+    return {"table": table.name, "rows": rows, "seconds": round(time.monotonic() - started, 3)}
+
+
+def children_peak_rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
