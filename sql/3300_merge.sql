@@ -124,7 +124,7 @@ BEGIN
              s.headers::jsonb, s.raw_email, s.size::bigint, s.starred = '1', s.is_read = '1',
              s.spam_score::float8, t.ts
       FROM staging.emails s
-      CROSS JOIN LATERAL (SELECT migration.timestamp_from_text(s.created_at) AS ts) t
+      CROSS JOIN LATERAL (SELECT migration.timestamp_fast(s.created_at) AS ts) t
       WHERE s.ctid >= $1 AND s.ctid < $2
         AND t.ts IS NOT NULL
         AND (s.starred IS NULL OR s.starred IN ('0', '1'))
@@ -133,7 +133,7 @@ BEGIN
     v_rest_sql := $q$
       SELECT s.id AS key, to_jsonb(s) AS row FROM staging.emails s
       WHERE s.ctid >= $1 AND s.ctid < $2
-        AND ($3 OR migration.timestamp_from_text(s.created_at) IS NULL
+        AND ($3 OR migration.timestamp_fast(s.created_at) IS NULL
              OR s.starred NOT IN ('0', '1') OR s.is_read NOT IN ('0', '1')
              OR EXISTS (SELECT 1 FROM mail.message_id_guard g
                         WHERE g.message_id = s.message_id AND g.email_id IS DISTINCT FROM s.id::bigint))
@@ -144,9 +144,9 @@ BEGIN
                                  last_login_at, is_active)
       SELECT s.id::bigint, s.email, s.password_hash, s.token, c.ts, e.ts, l.ts, s.is_active = '1'
       FROM staging.accounts s
-      CROSS JOIN LATERAL (SELECT migration.timestamp_from_text(s.created_at) AS ts) c
-      CROSS JOIN LATERAL (SELECT migration.timestamp_from_text(s.expires_at) AS ts) e
-      CROSS JOIN LATERAL (SELECT migration.timestamp_from_text(s.last_login_at) AS ts) l
+      CROSS JOIN LATERAL (SELECT migration.timestamp_fast(s.created_at) AS ts) c
+      CROSS JOIN LATERAL (SELECT migration.timestamp_fast(s.expires_at) AS ts) e
+      CROSS JOIN LATERAL (SELECT migration.timestamp_fast(s.last_login_at) AS ts) l
       WHERE s.ctid >= $1 AND s.ctid < $2
         AND (s.created_at IS NULL OR c.ts IS NOT NULL)
         AND (s.expires_at IS NULL OR e.ts IS NOT NULL)
@@ -156,9 +156,9 @@ BEGIN
     v_rest_sql := $q$
       SELECT s.id AS key, to_jsonb(s) AS row FROM staging.accounts s
       WHERE s.ctid >= $1 AND s.ctid < $2
-        AND ($3 OR (s.created_at IS NOT NULL AND migration.timestamp_from_text(s.created_at) IS NULL)
-             OR (s.expires_at IS NOT NULL AND migration.timestamp_from_text(s.expires_at) IS NULL)
-             OR (s.last_login_at IS NOT NULL AND migration.timestamp_from_text(s.last_login_at) IS NULL)
+        AND ($3 OR (s.created_at IS NOT NULL AND migration.timestamp_fast(s.created_at) IS NULL)
+             OR (s.expires_at IS NOT NULL AND migration.timestamp_fast(s.expires_at) IS NULL)
+             OR (s.last_login_at IS NOT NULL AND migration.timestamp_fast(s.last_login_at) IS NULL)
              OR s.is_active NOT IN ('0', '1'))
         AND NOT EXISTS (SELECT 1 FROM mail.accounts a WHERE a.id = s.id::bigint)$q$;
   ELSIF p_table = 'sessions' THEN
@@ -166,8 +166,8 @@ BEGIN
       INSERT INTO mail.sessions (id, account_id, created_at, expires_at, ip, user_agent)
       SELECT s.id, s.account_id::bigint, c.ts, e.ts, s.ip, s.user_agent
       FROM staging.sessions s
-      CROSS JOIN LATERAL (SELECT migration.timestamp_from_text(s.created_at) AS ts) c
-      CROSS JOIN LATERAL (SELECT migration.timestamp_from_text(s.expires_at) AS ts) e
+      CROSS JOIN LATERAL (SELECT migration.timestamp_fast(s.created_at) AS ts) c
+      CROSS JOIN LATERAL (SELECT migration.timestamp_fast(s.expires_at) AS ts) e
       WHERE s.ctid >= $1 AND s.ctid < $2
         AND (s.created_at IS NULL OR c.ts IS NOT NULL)
         AND (s.expires_at IS NULL OR e.ts IS NOT NULL)
@@ -176,8 +176,8 @@ BEGIN
     v_rest_sql := $q$
       SELECT s.id AS key, to_jsonb(s) AS row FROM staging.sessions s
       WHERE s.ctid >= $1 AND s.ctid < $2
-        AND ($3 OR (s.created_at IS NOT NULL AND migration.timestamp_from_text(s.created_at) IS NULL)
-             OR (s.expires_at IS NOT NULL AND migration.timestamp_from_text(s.expires_at) IS NULL)
+        AND ($3 OR (s.created_at IS NOT NULL AND migration.timestamp_fast(s.created_at) IS NULL)
+             OR (s.expires_at IS NOT NULL AND migration.timestamp_fast(s.expires_at) IS NULL)
              OR NOT EXISTS (SELECT 1 FROM mail.accounts a WHERE a.id = s.account_id::bigint))
         AND NOT EXISTS (SELECT 1 FROM mail.sessions x WHERE x.id = s.id)$q$;
   ELSE
@@ -238,7 +238,8 @@ CREATE FUNCTION migration.staged_email_months() RETURNS date[]
 LANGUAGE sql STABLE AS $$
   SELECT coalesce(array_agg(DISTINCT m ORDER BY m), '{}')
   FROM (
-    SELECT (date_trunc('month', migration.timestamp_from_text(created_at) AT TIME ZONE 'UTC'))::date AS m
+    SELECT (date_trunc('month', coalesce(migration.timestamp_fast(created_at),
+                                          migration.timestamp_from_text(created_at)) AT TIME ZONE 'UTC'))::date AS m
     FROM staging.emails
     UNION ALL
     SELECT (date_trunc('month', (c.value #>> '{}')::timestamptz AT TIME ZONE 'UTC'))::date

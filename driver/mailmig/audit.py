@@ -125,7 +125,19 @@ def _value_issues(kind: str, value, indexed: bool) -> tuple[list[str], bool]:
     return issues, kind == "float"
 
 
-def audit_table(path: Path, table: Table, file_label: str, progress=None) -> TableAudit:
+def _valid_utf8(value: bytes) -> bool:
+    if value.isascii():
+        return True
+    try:
+        value.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def audit_table(path: Path, table: Table, file_label: str, progress=None,
+                key_range: tuple[int, int] | None = None) -> TableAudit:
+    """One pass over a table (or the rowid range [lo, hi) of it)."""
     conn = connect_readonly(path)
     try:
         check_columns(conn, table, file_label)
@@ -133,13 +145,39 @@ def audit_table(path: Path, table: Table, file_label: str, progress=None) -> Tab
         columns = list(table.columns)
         kinds = [table.columns[c] for c in columns]
         indexed = [c in table.indexed for c in columns]
+        textlike = [k in ("text", "json", "timestamp", "timestamp_required") for k in kinds]
         key_pos = columns.index(table.key)
         select = "SELECT " + ", ".join(f'"{c}"' for c in columns) + f' FROM "{table.name}"'
-        for row in conn.execute(select):
+        params: tuple = ()
+        if key_range is not None:
+            select += " WHERE rowid >= ? AND rowid < ?"
+            params = key_range
+        for row in conn.execute(select, params):
             result.rows += 1
             hostile = False
             for i, value in enumerate(row):
-                issues, plain = _value_issues(kinds[i], value, indexed[i])
+                kind = kinds[i]
+                # the common cases first, without a function call per value
+                if value is None:
+                    if kind == "timestamp_required":
+                        result.count(columns[i], "null_timestamp")
+                    continue
+                vtype = type(value)
+                if (vtype is SqliteText and textlike[i] and b"\x00" not in value
+                        and (not indexed[i] or len(value) <= BTREE_LIMIT) and _valid_utf8(value)):
+                    if kind == "json":
+                        try:
+                            json.loads(value)
+                        except ValueError:
+                            result.count(columns[i], "invalid_json")
+                    elif kind != "text" and not TIMESTAMP_TEXT.match(value):
+                        result.count(columns[i], "unparseable_timestamp")
+                    continue
+                if vtype is int and kind == "int":
+                    continue
+                if vtype is float and kind == "float" and value - value == 0:  # finite
+                    continue
+                issues, plain = _value_issues(kind, value, indexed[i])
                 for issue in issues:
                     result.count(columns[i], issue)
                 hostile = hostile or not plain
@@ -151,6 +189,42 @@ def audit_table(path: Path, table: Table, file_label: str, progress=None) -> Tab
         return result
     finally:
         conn.close()
+
+
+def _audit_part(args) -> TableAudit:
+    path, table, label, key_range = args
+    return audit_table(path, table, label, None, key_range)
+
+
+def audit_table_parallel(path: Path, table: Table, file_label: str, jobs: int = 2) -> TableAudit:
+    """audit_table over `jobs` rowid ranges in separate processes (the checks are CPU-bound
+    Python), merged into one result in key order."""
+    conn = connect_readonly(path)
+    try:
+        count, hi = conn.execute(f'SELECT count(*), max(rowid) FROM "{table.name}"').fetchone()
+        # split points at equal row counts (ids have gaps and far outliers)
+        cuts = [conn.execute(f'SELECT rowid FROM "{table.name}" ORDER BY rowid LIMIT 1 OFFSET ?',
+                             (count * k // jobs,)).fetchone()[0] for k in range(1, jobs)] \
+            if jobs > 1 and count >= 10_000 else []
+    except sqlite3.Error:
+        cuts, hi = [], None
+    finally:
+        conn.close()
+    if not cuts or hi is None:
+        return audit_table(path, table, file_label)
+    bounds = [-(1 << 63)] + cuts + [hi + 1]
+    ranges = list(zip(bounds[:-1], bounds[1:]))
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = list(pool.map(_audit_part, [(path, table, file_label, r) for r in ranges]))
+    merged = TableAudit(table.name, file_label)
+    for part in parts:
+        merged.rows += part.rows
+        merged.hostile.extend(part.hostile)
+        for column, issues in part.issues.items():
+            merged.issues.setdefault(column, Counter()).update(issues)
+    return merged
 
 
 def unmapped_tables(path: Path, mapped: list[str]) -> list[str]:

@@ -8,8 +8,8 @@ or rejected and kept whole; the run exits non-zero when that cannot be shown.
 
 from __future__ import annotations
 
-import math
 import shutil
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -182,7 +182,15 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
             results = []
             for table in tables:
                 path = snap_dir / table.file_name
-                results.append(audit.audit_table(path, table, f"{sources[table.file_name]}", progress))
+                label = f"{sources[table.file_name]}"
+                try:
+                    results.append(audit.audit_table_parallel(path, table, label, jobs=2))
+                except sqlite3.DatabaseError as exc:
+                    # a damaged file: let the integrity check say what is wrong, naming it
+                    snapshot.integrity_check(path, f"{label} (its snapshot copy)")
+                    raise LoadError(f"{label}: table {table.name} cannot be read: {exc}") from None
+                progress(f"   audit {table.name}: {results[-1].rows:,} rows, "
+                         f"{len(results[-1].hostile):,} hostile")
             return results
 
         audits = stages.run("audit", do_audit, rows=lambda r: sum(a.rows for a in r))
@@ -313,6 +321,7 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
         archiver.join()
         if archiver.error:
             raise LoadError(f"snapshot archive failed: {archiver.error}")
+        run.write_json("snapshot/manifest.json", manifest)  # now with the sha256 of each copy
         stages.record("snapshot archive (background)", archiver.seconds,
                       nbytes=(snap_dir / "snapshot.tar.gz").stat().st_size)
         report["ok"] = all(t["ok"] for t in accounting.values())

@@ -86,12 +86,13 @@ def table_counts(path: Path) -> dict[str, int]:
 
 
 class Archiver(threading.Thread):
-    """Writes snapshot.tar.gz of the copies in the background (gzip level 1: it is a backup,
-    not a distribution, and the CPU is better spent on the load)."""
+    """Hashes the copies into the manifest and writes snapshot.tar.gz of them, in the
+    background (gzip level 1: it is a backup, not a distribution, and the CPU is better
+    spent on the load)."""
 
-    def __init__(self, files: list[Path], archive: Path):
+    def __init__(self, files: list[Path], archive: Path, manifest: dict):
         super().__init__(name="snapshot-archiver", daemon=True)
-        self.files, self.archive = files, archive
+        self.files, self.archive, self.manifest = files, archive, manifest
         self.error: BaseException | None = None
         self.seconds = 0.0
 
@@ -99,6 +100,8 @@ class Archiver(threading.Thread):
         started = time.monotonic()
         tmp = self.archive.with_suffix(".tmp")
         try:
+            for path in self.files:  # hashlib releases the GIL: this runs beside the load
+                self.manifest["files"][path.name]["sha256"] = sha256_file(path)
             with tarfile.open(tmp, "w:gz", compresslevel=1) as tar:
                 for path in self.files:
                     tar.add(path, arcname=path.name)
@@ -121,11 +124,11 @@ def take_snapshot(sources: dict[str, Path], snap_dir: Path, check=True) -> tuple
         manifest["files"][name] = {
             "source": str(Path(source).resolve()),
             "size": target.stat().st_size,
-            "sha256": sha256_file(target),
+            "sha256": None,  # filled in by the archiver, in the background
             "tables": table_counts(target),
             "copy_seconds": round(time.monotonic() - started, 3),
         }
-    archiver = Archiver([snap_dir / name for name in sources], snap_dir / "snapshot.tar.gz")
+    archiver = Archiver([snap_dir / name for name in sources], snap_dir / "snapshot.tar.gz", manifest)
     archiver.start()
     return manifest, archiver
 
