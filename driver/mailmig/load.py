@@ -90,6 +90,38 @@ class _StagingProgress(threading.Thread):
             return
 
 
+SLICED_TABLES = {"emails"}  # big enough to load as several slices at once
+
+
+def _work_files(tables, by_name, snap_dir: Path, work_dir: Path, slices: int) -> list[list[tuple]]:
+    """What the loader reads: a copy of each snapshot without its hostile rows, the big
+    table cut into `slices` files by rowid so that as many loader processes run at once.
+    Returns jobs: lists of (table, work file, label) run one after the other."""
+    jobs: list[list[tuple]] = []
+    by_file: dict[str, list] = {}
+    for table in tables:
+        by_file.setdefault(table.file_name, []).append(table)
+    builders = []
+    for name, file_tables in by_file.items():
+        sliced = [t for t in file_tables if t.name in SLICED_TABLES and slices > 1]
+        rest = [t for t in file_tables if t not in sliced]
+        if rest:
+            staging.make_work_copy(snap_dir / name, work_dir / name,
+                                   {t.name: [k for k, _ in by_name[t.name].hostile] for t in rest},
+                                   {t.name: t.key for t in rest})
+            jobs.append([(t, work_dir / name, t.name) for t in rest])
+        for table in sliced:
+            keys = [k for k, _ in by_name[table.name].hostile]
+            for k, bounds in enumerate(staging.slice_ranges(snap_dir / name, table.name, slices), 1):
+                path = work_dir / f"{table.name}.{k}.db"
+                builders.append((snap_dir / name, path, table.name, table.key, bounds, keys))
+                jobs.append([(table, path, f"{table.name}.{k}")])
+    # sqlite3 releases the GIL while it copies: the slices are written at once
+    with ThreadPoolExecutor(max_workers=max(1, len(builders))) as pool:
+        list(pool.map(lambda b: staging.make_slice(*b), builders))
+    return jobs
+
+
 def _merge_table(conninfo: str, run_id: str, table: str, jobs: int, progress) -> dict:
     """staging.<table> through migration.merge_chunk in block ranges on `jobs` connections."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -148,7 +180,7 @@ def _merge_hostile(conninfo: str, run_id: str, table: str) -> dict:
 def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
              loader: str = "pgloader", merge_jobs: int = 2, pgloader_settings: dict | None = None,
              mapping_path: Path = DEFAULT_MAPPING, keep_work: bool = False,
-             progress=print) -> LoadResult:
+             slices: int = 2, progress=print) -> LoadResult:
     progress = progress or (lambda *_: None)
     if loader == "pgloader" and not shutil.which("pgloader"):
         raise LoadError("pgloader is not installed (make system installs it; or use --loader copy)")
@@ -207,17 +239,13 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
             staging.truncate_staging(conninfo, tables)
             for table in tables:
                 staging.store_hostile(conninfo, table, by_name[table.name].hostile)
-            for name in sources:
-                file_tables = [t for t in tables if t.file_name == name]
-                staging.make_work_copy(
-                    snap_dir / name, work_dir / name,
-                    {t.name: [k for k, _ in by_name[t.name].hostile] for t in file_tables},
-                    {t.name: t.key for t in file_tables})
+            jobs = _work_files(tables, by_name, snap_dir, work_dir, slices)
             watcher = _StagingProgress(conninfo, [t.name for t in tables], progress)
             watcher.start()
             check_result = {}
 
             def check():  # the integrity check runs beside the load of staging
+                snapshot.lower_priority()
                 seconds = {}
                 try:
                     for name, source in sources.items():
@@ -231,15 +259,18 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
             checker = threading.Thread(target=check, daemon=True)
             checker.start()
             try:
-                def one(table):
-                    work = work_dir / table.file_name
-                    if loader == "pgloader":
-                        return staging.run_pgloader(work, table, conninfo, pgloader_settings or {},
-                                                    run.dir / "pgloader", progress)
-                    return staging.copy_plain_rows(work, table, conninfo, progress)
+                def one_job(job):
+                    done = []
+                    for table, work, label in job:
+                        if loader == "pgloader":
+                            done.append(staging.run_pgloader(work, table, conninfo, pgloader_settings or {},
+                                                             run.dir / "pgloader", progress, label))
+                        else:
+                            done.append(staging.copy_plain_rows(work, table, conninfo, progress))
+                    return done
 
-                with ThreadPoolExecutor(max_workers=2) as pool:
-                    loads = list(pool.map(one, tables))
+                with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+                    loads = [load for done in pool.map(one_job, jobs) for load in done]
             finally:
                 watcher.stop.set()
             checker.join()
@@ -251,19 +282,21 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
             f"staging ({loader})", do_staging,
             rows=lambda r: sum(by_name[t.name].rows for t in tables),
             nbytes=lambda r: sum(f["size"] for f in manifest["files"].values()))
-        report["staging"] = {"loads": loads, "integrity_check_seconds": check_seconds}
+        report["staging"] = {"loads": loads, "integrity_check_seconds": check_seconds, "tables": {}}
         shortfalls = []
-        for table, load in zip(tables, loads):
+        for table in tables:
             expected = by_name[table.name].rows - len(by_name[table.name].hostile)
             got = staging.staged_count(conninfo, table)
-            load.update({"expected_rows": expected, "staged_rows": got,
-                         "hostile_rows": len(by_name[table.name].hostile)})
+            report["staging"]["tables"][table.name] = {
+                "expected_rows": expected, "staged_rows": got, "hostile_rows": len(by_name[table.name].hostile)}
             snap_rows = manifest["files"][table.file_name]["tables"].get(table.name)
             if got != expected or snap_rows != by_name[table.name].rows:
+                codes = [f"{l.get('file', l['table'])} exited {l.get('exit_code')}"
+                         for l in loads if l["table"] == table.name and loader == "pgloader"]
                 shortfalls.append(f"staging.{table.name}: {got:,} rows loaded by {loader}, "
                                   f"{expected:,} expected (snapshot {snap_rows:,} rows, "
                                   f"{len(by_name[table.name].hostile):,} stored whole beside it)"
-                                  + (f"; {loader} exited {load.get('exit_code')}" if loader == "pgloader" else ""))
+                                  + (f"; {', '.join(codes)}" if codes else ""))
         if shortfalls:
             raise LoadError("staging is short, whatever the loader's exit code said: "
                             + "; ".join(shortfalls) + f" (logs in {run.dir / 'pgloader'})")

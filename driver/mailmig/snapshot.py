@@ -9,6 +9,7 @@ snapshot.tar.gz (the seed plan's backup), the archive in the background.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import tarfile
 import threading
@@ -85,6 +86,15 @@ def table_counts(path: Path) -> dict[str, int]:
         conn.close()
 
 
+def lower_priority() -> None:
+    """Nice the calling thread (Linux priorities are per thread): background work of the
+    load yields the CPU to pgloader and the merge."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
+
+
 class Archiver(threading.Thread):
     """Hashes the copies into the manifest and writes snapshot.tar.gz of them, in the
     background (gzip level 1: it is a backup, not a distribution, and the CPU is better
@@ -97,6 +107,7 @@ class Archiver(threading.Thread):
         self.seconds = 0.0
 
     def run(self) -> None:
+        lower_priority()
         started = time.monotonic()
         tmp = self.archive.with_suffix(".tmp")
         try:

@@ -73,6 +73,49 @@ def make_work_copy(snapshot_file: Path, work_file: Path, hostile: dict[str, list
         conn.close()
 
 
+def make_slice(snapshot_file: Path, slice_file: Path, table: str, key: str,
+               rowid_range: tuple[int, int], hostile_keys: list[str]) -> int:
+    """A work file holding only the rows of one table in [lo, hi) of rowid, without its
+    hostile rows, under the table's own DDL (pgloader reads the declared types): a big
+    table is loaded by several pgloader processes at once, one per slice."""
+    if slice_file.exists():
+        slice_file.unlink()
+    slice_file.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(slice_file, uri=True)
+    try:
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("ATTACH DATABASE ? AS src", (Path(snapshot_file).resolve().as_uri() + "?mode=ro",))
+        ddl, = conn.execute("SELECT sql FROM src.sqlite_master WHERE type = 'table' AND name = ?",
+                            (table,)).fetchone()
+        conn.execute(ddl)
+        conn.execute(f'INSERT INTO main."{table}" SELECT * FROM src."{table}" WHERE rowid >= ? AND rowid < ?',
+                     rowid_range)
+        for start in range(0, len(hostile_keys), 500):
+            chunk = hostile_keys[start:start + 500]
+            conn.execute(f'DELETE FROM main."{table}" WHERE CAST("{key}" AS TEXT) IN ({",".join("?" * len(chunk))})',
+                         chunk)
+        conn.commit()
+        return conn.execute(f'SELECT count(*) FROM main."{table}"').fetchone()[0]
+    finally:
+        conn.close()
+
+
+def slice_ranges(snapshot_file: Path, table: str, slices: int) -> list[tuple[int, int]]:
+    """Rowid ranges of equal row counts (ids have gaps and far outliers)."""
+    conn = connect_readonly(snapshot_file)
+    try:
+        count, hi = conn.execute(f'SELECT count(*), max(rowid) FROM "{table}"').fetchone()
+        if not count or slices <= 1:
+            return [(-(1 << 63), (hi or 0) + 1)]
+        cuts = [conn.execute(f'SELECT rowid FROM "{table}" ORDER BY rowid LIMIT 1 OFFSET ?',
+                             (count * k // slices,)).fetchone()[0] for k in range(1, slices)]
+    finally:
+        conn.close()
+    bounds = [-(1 << 63)] + cuts + [hi + 1]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def staged_count(conninfo: str, table: Table) -> int:
     with psycopg.connect(conninfo) as conn:
         return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
@@ -135,24 +178,25 @@ class _RssWatcher(threading.Thread):
 
 
 def run_pgloader(work_file: Path, table: Table, conninfo: str, settings: dict, log_dir: Path,
-                 progress=None) -> dict:
+                 progress=None, label: str | None = None) -> dict:
     """pgloader for one table; returns exit code, seconds, peak RSS. Its rows are counted
     by the caller: the exit code proves nothing (FIELD-NOTES)."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    load_file = log_dir / f"{table.name}.load"
+    label = label or table.name
+    load_file = log_dir / f"{label}.load"
     env = render_load_file(work_file, table, conninfo, settings, load_file)
     started = time.monotonic()
-    with open(log_dir / f"{table.name}.log", "wb") as log:
+    with open(log_dir / f"{label}.log", "wb") as log:
         proc = subprocess.Popen(
-            ["pgloader", "--no-ssl-cert-verification", "--root-dir", str(log_dir / "pgloader-root"),
-             "--logfile", str(log_dir / f"{table.name}.pgloader.log"), str(load_file)],
+            ["pgloader", "--no-ssl-cert-verification", "--root-dir", str(log_dir / f"root-{label}"),
+             "--logfile", str(log_dir / f"{label}.pgloader.log"), str(load_file)],
             stdout=log, stderr=subprocess.STDOUT, env=env)
         watcher = _RssWatcher(proc.pid)
         watcher.start()
         code = proc.wait()
         watcher.done.set()
         watcher.join()
-    return {"table": table.name, "exit_code": code, "seconds": round(time.monotonic() - started, 3),
+    return {"table": table.name, "file": label, "exit_code": code, "seconds": round(time.monotonic() - started, 3),
             "peak_rss_mib": round(watcher.peak_kib / 1024, 1), "load_file": str(load_file)}
 
 
