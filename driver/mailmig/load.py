@@ -143,6 +143,11 @@ def _merge_table(conninfo: str, run_id: str, table: str, jobs: int, progress) ->
     def work(bounds):
         if not hasattr(local, "conn"):
             local.conn = psycopg.connect(conninfo, autocommit=True)
+            # a larger GIN pending list is flushed less often, in bigger, cheaper batches;
+            # a chunk is re-done after a crash anyway, so its commit need not wait for disk
+            local.conn.execute("SET gin_pending_list_limit = '32MB'")
+            local.conn.execute("SET work_mem = '64MB'")
+            local.conn.execute("SET synchronous_commit = off")
             with lock:
                 connections.append(local.conn)
         counts = local.conn.execute(

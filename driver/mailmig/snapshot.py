@@ -86,11 +86,15 @@ def table_counts(path: Path) -> dict[str, int]:
         conn.close()
 
 
-def lower_priority() -> None:
+def lower_priority(idle: bool = False) -> None:
     """Nice the calling thread (Linux priorities are per thread): background work of the
-    load yields the CPU to pgloader and the merge."""
+    load yields the CPU to pgloader and the merge. `idle`: run only on CPU time nobody
+    else wants (SCHED_IDLE), for work nothing waits for."""
+    tid = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        os.setpriority(os.PRIO_PROCESS, tid, 19)
+        if idle:
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
         pass
 
@@ -107,7 +111,7 @@ class Archiver(threading.Thread):
         self.seconds = 0.0
 
     def run(self) -> None:
-        lower_priority()
+        lower_priority(idle=True)
         started = time.monotonic()
         tmp = self.archive.with_suffix(".tmp")
         try:

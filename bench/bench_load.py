@@ -1,0 +1,159 @@
+"""make bench-load: the load end to end beside the seed plan's way and the COPY ceiling.
+
+In one run, on the same generated files and the same server:
+  load      `mailmig load` (pgloader into staging, merge, indexes, ANALYZE), every stage timed,
+            pgloader's peak resident memory sampled from /proc;
+  (a) the seed plan's migrate-to-postgres.ts way: one INSERT per row from a script into
+      the indexed mail.emails, autocommit; 20,000 rows timed, extrapolated to all rows;
+  (b) the ceiling: emails exported to CSV by the sqlite3 CLI and loaded with one
+      server-side COPY into an UNLOGGED table with no index.
+Prints the figures and the two ratios the load issue names (>= 2x faster than (a),
+<= 5x the time of (b)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import PROJECT, dataset, fresh_database  # noqa: I001
+
+import psycopg
+
+from mailmig.load import run_load
+from mailmig.sqlite_source import connect_readonly
+from mailmig.textable import render
+
+INSERT_SAMPLE = 20_000
+COLUMNS = ("id, message_id, from_address, to_address, subject, body, html, headers, raw_email, "
+           "size, starred, is_read, spam_score, created_at")
+
+
+def per_row_inserts(emails_db: Path, rows: int) -> tuple[float, int]:
+    """(a): what migrate-to-postgres.ts does: read a row, INSERT it, next (autocommit)."""
+    dsn = fresh_database("mailmig_bench_insert")
+    src = connect_readonly(emails_db)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        months = [r[0] for r in src.execute(
+            "SELECT DISTINCT substr(created_at, 1, 7) || '-01' FROM emails "
+            "WHERE typeof(created_at) = 'text' AND created_at GLOB '[12][0-9][0-9][0-9]-[01][0-9]-*' "
+            "AND id < 9000000")]
+        conn.execute("SELECT mail.ensure_partitions_for_months(%s::date[])", ([m.decode() for m in months],))
+        query = (f"INSERT INTO mail.emails ({COLUMNS}) VALUES "
+                 "(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s::int::boolean, %s::int::boolean, %s, "
+                 "(%s || '+00')::timestamptz) ON CONFLICT DO NOTHING")
+        # the app's own timestamp form only: the seed script passes it straight through
+        cursor = src.execute(
+            f"SELECT {COLUMNS} FROM emails WHERE id < 9000000 AND created_at GLOB "
+            "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]' "
+            "ORDER BY id LIMIT ?", (rows,))
+        done = 0
+        started = time.monotonic()
+        for row in cursor:
+            conn.execute(query, [v.decode() if isinstance(v, bytes) else v for v in row])
+            done += 1
+        seconds = time.monotonic() - started
+    return seconds, done
+
+
+def copy_ceiling(emails_db: Path) -> dict:
+    """(b): sqlite3 -csv export, then one server-side COPY into an unlogged, index-free table."""
+    dsn = fresh_database("mailmig_bench_ceiling", schema=False)
+    tmpdir = Path(tempfile.mkdtemp(prefix="mailmig-bench-", dir=PROJECT / "data" / "bench"))
+    os.chmod(tmpdir, 0o755)
+    csv_path = tmpdir / "emails.csv"
+    started = time.monotonic()
+    with open(csv_path, "wb") as out:
+        # normal rows only: the hostile ones (ids >= 9,000,000) would make COPY fail
+        subprocess.run(["sqlite3", "-csv", str(emails_db),
+                        f"SELECT {COLUMNS} FROM emails WHERE id < 9000000"], stdout=out, check=True)
+    export_seconds = time.monotonic() - started
+    os.chmod(csv_path, 0o644)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE UNLOGGED TABLE emails_ceiling (id bigint, message_id text, from_address text, "
+                     "to_address text, subject text, body text, html text, headers text, raw_email text, "
+                     "size bigint, starred int, is_read int, spam_score float8, created_at text)")
+        started = time.monotonic()
+        cur = conn.execute("COPY emails_ceiling FROM " + psycopg.sql.quote(str(csv_path)) + " WITH (FORMAT csv)")
+        copy_seconds = time.monotonic() - started
+        rows = cur.rowcount
+    size = csv_path.stat().st_size
+    csv_path.unlink()
+    tmpdir.rmdir()
+    return {"export_seconds": export_seconds, "copy_seconds": copy_seconds,
+            "seconds": export_seconds + copy_seconds, "rows": rows, "csv_bytes": size}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", choices=["small", "seed"], default="small")
+    parser.add_argument("--loader", choices=["pgloader", "copy"], default="pgloader")
+    args = parser.parse_args()
+    data = dataset(args.scale)
+    emails_db, auth_db = data / "emails.db", data / "auth.db"
+    with sqlite3.connect(emails_db) as c:
+        total_emails = c.execute("SELECT count(*) FROM emails").fetchone()[0]
+    size_mb = (emails_db.stat().st_size + auth_db.stat().st_size) / 1e6
+
+    print(f"== load ({args.loader}) of {data}: {total_emails:,} emails, {size_mb:,.0f} MB of SQLite", flush=True)
+    dsn = fresh_database("mailmig_bench_load")
+    started = time.monotonic()
+    result = run_load(dsn, emails_db, auth_db, PROJECT / "runs", loader=args.loader, progress=print)
+    load_seconds = time.monotonic() - started
+    if not result.ok:
+        print("the load did not account for every row: no figures", file=sys.stderr)
+        return 1
+    peak = max((l.get("peak_rss_mib") or 0) for l in result.report["staging"]["loads"]) \
+        if args.loader == "pgloader" else None
+
+    print(f"\n== (a) one INSERT per row, autocommit, into the indexed table: {INSERT_SAMPLE:,} rows", flush=True)
+    insert_seconds, inserted = per_row_inserts(emails_db, INSERT_SAMPLE)
+    insert_rate = inserted / insert_seconds
+    insert_extrapolated = total_emails / insert_rate
+
+    print("\n== (b) sqlite3 -csv export + one server-side COPY into an unlogged table, no index", flush=True)
+    ceiling = copy_ceiling(emails_db)
+
+    print("\nload stages")
+    print(render(["stage", "seconds", "rows", "rows/s", "MB/s"],
+                 [[s["stage"], s["seconds"], s["rows"], s["rows_per_s"], s["mb_per_s"]]
+                  for s in result.report["stages"]]))
+    rows = [
+        ["mailmig load (end to end)", round(load_seconds, 1), total_emails, round(total_emails / load_seconds),
+         round(size_mb / load_seconds, 1)],
+        [f"(a) per-row INSERT, {inserted:,} rows measured", round(insert_seconds, 1), inserted,
+         round(insert_rate), None],
+        ["(a) extrapolated to every email", round(insert_extrapolated, 1), total_emails, round(insert_rate), None],
+        ["(b) sqlite3 CSV export", round(ceiling["export_seconds"], 1), ceiling["rows"], None,
+         round(ceiling["csv_bytes"] / 1e6 / ceiling["export_seconds"], 1)],
+        ["(b) server-side COPY", round(ceiling["copy_seconds"], 1), ceiling["rows"],
+         round(ceiling["rows"] / ceiling["copy_seconds"]), round(ceiling["csv_bytes"] / 1e6 / ceiling["copy_seconds"], 1)],
+        ["(b) ceiling in all", round(ceiling["seconds"], 1), ceiling["rows"],
+         round(ceiling["rows"] / ceiling["seconds"]), None],
+    ]
+    print()
+    print(render(["what", "seconds", "rows", "rows/s", "MB/s"], rows))
+    speedup = insert_extrapolated / load_seconds
+    of_ceiling = load_seconds / ceiling["seconds"]
+    print()
+    print(f"load vs (a) per-row INSERT:  {speedup:.1f}x faster   (target: at least 2x)  "
+          + ("MET" if speedup >= 2 else "NOT MET"))
+    print(f"load vs (b) COPY ceiling:    {of_ceiling:.1f}x its time (target: at most 5x)   "
+          + ("MET" if of_ceiling <= 5 else "NOT MET"))
+    if args.scale == "seed":
+        print(f"load end to end:             {load_seconds:.0f} s      (target: at most 180 s) "
+              + ("MET" if load_seconds <= 180 else "NOT MET"))
+    if peak is not None:
+        print(f"pgloader peak memory:        {peak:,.0f} MiB (target: under 1024 MiB) "
+              + ("MET" if peak < 1024 else "NOT MET"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
