@@ -332,28 +332,40 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
         report["merge"] = merges
 
         # 5. sequences and statistics
-        def do_finish():
+        def _on_own_connection(statements):
             with psycopg.connect(conninfo, autocommit=True) as conn:
-                for seq, tbl in (("mail.emails_id_seq", "mail.emails"), ("mail.accounts_id_seq", "mail.accounts")):
-                    conn.execute(sql.SQL(
-                        "SELECT setval({s}, greatest((SELECT coalesce(max(id), 0) FROM {t}), "
-                        "(SELECT last_value FROM {sq})), true)").format(
-                        s=sql.Literal(seq), t=sql.SQL(tbl), sq=sql.SQL(seq)))
-                conn.execute("ANALYZE mail.emails, mail.accounts, mail.sessions")
+                return [conn.execute(q, params).fetchall() if q.lstrip().upper().startswith("SELECT")
+                        else conn.execute(q, params) and None for q, params in statements]
+
+        def do_finish():
+            # the emails on one connection, the rest on another: ANALYZE is single-threaded
+            setval = ("SELECT setval({s}, greatest((SELECT coalesce(max(id), 0) FROM {t}), "
+                      "(SELECT last_value FROM {s2})), true)")
+            work = [
+                [(sql.SQL(setval).format(s=sql.Literal("mail.emails_id_seq"), t=sql.SQL("mail.emails"),
+                                         s2=sql.SQL("mail.emails_id_seq")).as_string(None), None),
+                 ("ANALYZE mail.emails", None)],
+                [(sql.SQL(setval).format(s=sql.Literal("mail.accounts_id_seq"), t=sql.SQL("mail.accounts"),
+                                         s2=sql.SQL("mail.accounts_id_seq")).as_string(None), None),
+                 ("ANALYZE mail.accounts, mail.sessions", None)],
+            ]
+            with ThreadPoolExecutor(max_workers=len(work)) as pool:
+                list(pool.map(_on_own_connection, work))
 
         stages.run("sequences + analyze", do_finish)
 
-        # 6. account for every row
+        # 6. account for every row, the tables at once
         accounting = {}
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            for table in tables:
-                staged, loaded, repaired, rejected, unaccounted, doubly = conn.execute(
-                    "SELECT * FROM migration.account_for(%s)", (table.name,)).fetchone()
-                source = manifest["files"][table.file_name]["tables"][table.name]
-                accounting[table.name] = {
-                    "source": source, "loaded": loaded, "repaired": repaired,
-                    "rejected": rejected, "unaccounted": unaccounted, "loaded_and_rejected": doubly,
-                    "ok": source == staged == loaded + rejected and unaccounted == 0 and doubly == 0}
+        with ThreadPoolExecutor(max_workers=len(tables)) as pool:
+            results = list(pool.map(lambda t: _on_own_connection(
+                [("SELECT * FROM migration.account_for(%s)", (t.name,))])[0][0], tables))
+        for table, row in zip(tables, results):
+            staged, loaded, repaired, rejected, unaccounted, doubly = row
+            source = manifest["files"][table.file_name]["tables"][table.name]
+            accounting[table.name] = {
+                "source": source, "loaded": loaded, "repaired": repaired,
+                "rejected": rejected, "unaccounted": unaccounted, "loaded_and_rejected": doubly,
+                "ok": source == staged == loaded + rejected and unaccounted == 0 and doubly == 0}
         report["tables"] = accounting
 
         archiver.join()
