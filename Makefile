@@ -17,6 +17,12 @@ else
   $(error SCALE must be small or seed, not '$(SCALE)')
 endif
 DATA_DIR  ?= data
+# The last day of the generated mail; fixed so that `make demo` on another day makes the
+# same files (a re-run then adds nothing). DEMO_END=today for mail ending today.
+DEMO_END  ?= 2026-11-01
+ifeq ($(DEMO_END),today)
+  DEMO_END := $(shell date -u +%F)
+endif
 # Extra arguments for `mailmig load` / `mailmig validate`, e.g. LOAD_ARGS='--loader copy'
 LOAD_ARGS ?=
 VALIDATE_ARGS ?=
@@ -45,8 +51,8 @@ demo: setup ## the main job end to end on the embedded default: data, cluster, s
 	$(MAKE) --no-print-directory load
 	$(MAKE) --no-print-directory validate
 
-demo-data: venv ## generate a legacy dataset into data/ (SCALE=small|seed)
-	$(MAILMIG) demo-data $(DATA_ARGS) --out $(DATA_DIR)
+demo-data: venv ## generate a legacy dataset into data/ (SCALE=small|seed, DEMO_END=YYYY-MM-DD|today)
+	$(MAILMIG) demo-data $(DATA_ARGS) --end $(DEMO_END) --out $(DATA_DIR)
 
 db-up: venv ## start the project-local cluster (.pgdata/), creating it on first use
 	$(MAILMIG) db up

@@ -232,3 +232,14 @@ def test_table_shapes_match_the_contract(conn):
     assert conn.execute(
         "SELECT seqtypid::regtype::text FROM pg_sequence WHERE seqrelid = 'mail.accounts_id_seq'::regclass"
     ).fetchone()[0] == "bigint"
+
+
+def test_the_same_id_in_two_months_is_refused(conn):
+    """PRIMARY KEY (id, created_at) would allow it; the guard's unique email_id does not."""
+    conn.execute("SELECT mail.ensure_partitions_for_months(ARRAY['2026-01-01', '2026-02-01']::date[])")
+    conn.execute("INSERT INTO mail.emails (id, message_id, from_address, to_address, created_at) "
+                 "VALUES (77, '<a@x>', 'f@x', 't@x', '2026-01-15')")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute("INSERT INTO mail.emails (id, message_id, from_address, to_address, created_at) "
+                     "VALUES (77, '<b@x>', 'f@x', 't@x', '2026-02-15')")
+    assert conn.execute("SELECT count(*) FROM mail.emails WHERE id = 77").fetchone()[0] == 1
