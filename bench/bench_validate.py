@@ -4,7 +4,7 @@ time of `SELECT count(*)` on both sides measured in the same run.
     make bench-validate SCALE=seed      # or: .venv/bin/python bench/bench_validate.py --scale seed
 
 Uses data/ (--data-dir) when it holds a dataset of that scale, otherwise generates one
-into data/bench-<scale>/; loads it (`--loader copy` unless --loader pgloader) into a fresh
+into data/bench/<scale>/ (shared with bench_load.py); loads it (pgloader unless --loader copy) into a fresh
 database `mailmig_bench_validate` on the configured target (the project-local cluster,
 started if needed, or POSTGRES_HOST/POSTGRES_DSN), then times the validation.
 Target: at most 60 s at seed volume on the 2-core machine.
@@ -16,6 +16,7 @@ import argparse
 import sqlite3
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -40,15 +41,16 @@ def dataset_rows(path: Path) -> int | None:
 
 def find_or_generate(scale: str, data: Path) -> Path:
     emails, accounts = SCALES[scale]
-    for candidate in (data, data / f"bench-{scale}"):
+    # data/bench/<scale> is where bench_load.py keeps its dataset: one generation serves both
+    for candidate in (data, data / "bench" / scale, data / f"bench-{scale}"):
         rows = dataset_rows(candidate / "emails.db") if (candidate / "auth.db").exists() else None
         if rows is not None and emails <= rows <= emails + 1000:  # the hostile rows come on top
             print(f"dataset: reusing {candidate} ({rows:,} emails)")
             return candidate
-    out = data / f"bench-{scale}"
+    out = data / "bench" / scale
     print(f"dataset: generating {emails:,} emails, {accounts:,} accounts into {out}")
     started = time.monotonic()
-    demo_data.generate(out, emails, accounts, seed=42)
+    demo_data.generate(out, emails, accounts, seed=42, end=date(2026, 11, 1))
     print(f"  generated in {time.monotonic() - started:.1f} s")
     return out
 
@@ -86,7 +88,7 @@ def time_counts(conninfo: str, emails_db: Path, auth_db: Path) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="small")
-    parser.add_argument("--loader", choices=("copy", "pgloader"), default="copy")
+    parser.add_argument("--loader", choices=("copy", "pgloader"), default="pgloader")
     parser.add_argument("--data-dir", type=Path, default=PROJECT_ROOT / "data",
                         help="where to look for (or generate) the dataset (default data/)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")

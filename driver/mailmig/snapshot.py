@@ -127,8 +127,8 @@ class Archiver(threading.Thread):
 
 
 def take_snapshot(sources: dict[str, Path], snap_dir: Path, check=True) -> tuple[dict, Archiver]:
-    """Copy and hash each source ({"emails.db": path, ...}); returns the manifest and
-    the running archiver. The integrity check is left to the caller (`check_snapshot`)
+    """Copy each source ({"emails.db": path, ...}); returns the manifest and the archiver
+    that hashes and archives the copies. The integrity check is left to the caller (`check_snapshot`)
     so that it can run beside the load of staging."""
     snap_dir.mkdir(parents=True, exist_ok=True)
     manifest = {"files": {}}
@@ -144,8 +144,7 @@ def take_snapshot(sources: dict[str, Path], snap_dir: Path, check=True) -> tuple
             "copy_seconds": round(time.monotonic() - started, 3),
         }
     archiver = Archiver([snap_dir / name for name in sources], snap_dir / "snapshot.tar.gz", manifest)
-    archiver.start()
-    return manifest, archiver
+    return manifest, archiver  # not started: the caller decides when the CPU is free for it
 
 
 def check_snapshot(snap_dir: Path, names: list[str]) -> dict[str, float]:
