@@ -232,9 +232,9 @@ BEGIN
       IF v_v NOT IN ('0', '1') THEN
         rule := 'flag_nonzero_true';
       END IF;
-    ELSIF v_t = 'text' AND lower(btrim(v_v)) IN ('0', 'f', 'false', 'n', 'no', 'off') THEN
+    ELSIF v_t = 'text' AND lower(btrim(v_v, E' \t\n\r\f\x0b')) IN ('0', 'f', 'false', 'n', 'no', 'off') THEN
       value := 'false'::jsonb;
-    ELSIF v_t = 'text' AND lower(btrim(v_v)) IN ('1', 't', 'true', 'y', 'yes', 'on') THEN
+    ELSIF v_t = 'text' AND lower(btrim(v_v, E' \t\n\r\f\x0b')) IN ('1', 't', 'true', 'y', 'yes', 'on') THEN
       value := 'true'::jsonb;
     ELSE
       rule := 'flag_unreadable_null';
