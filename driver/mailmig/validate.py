@@ -39,10 +39,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from mailmig import runs
+from mailmig import queries, runs
 from mailmig.sqlite_source import SqliteText, connect_readonly, encode_value, source_key
 
-QUERY_DIR = Path(__file__).resolve().parent / "queries"
 MAX_STORED_DIFFS = 10_000  # differences kept in validate.json (counts are always exact)
 DISPLAY_CHARS = 80
 
@@ -586,8 +585,7 @@ def row_digest(values) -> tuple[int, int]:
 
 
 def load_query(name: str) -> str:
-    text = (QUERY_DIR / f"{name}.sql").read_text()
-    return "\n".join(line for line in text.splitlines() if not line.startswith("--")).strip()
+    return queries.load(name)
 
 
 # ---------------------------------------------------------------------------------
