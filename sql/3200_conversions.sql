@@ -166,7 +166,8 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 
 -- One source value converted for a column of the given kind.
---   value:    the value to store (jsonb for jsonb_populate_record; JSON null = NULL)
+--   value:    the value to store as jsonb (for jsonb_populate_record), SQL NULL for NULL;
+--             for a json column, the JSON value itself (JSON null is a value, not NULL)
 --   rule:     the repair rule applied, NULL when loaded as-is
 --   sqlstate: set when the row must be rejected for this value
 CREATE FUNCTION migration.convert_value(p_kind text, p_value jsonb,
@@ -182,7 +183,7 @@ DECLARE
   v_num numeric;
 BEGIN
   /* The contracts' conversion rules for one value; never raises. */
-  value := 'null'::jsonb;
+  value := NULL;  -- SQL NULL; a JSON column may also receive the JSON value null
   IF v_t = 'null' THEN
     IF p_kind = 'timestamp_required' THEN
       sqlstate := '23502';
@@ -249,7 +250,7 @@ BEGIN
         NULL;  -- not JSON that jsonb takes: the repair below
       END;
     END IF;
-    value := 'null'::jsonb;
+    value := NULL;
     rule := 'json_invalid_null';
 
   ELSIF p_kind IN ('timestamp', 'timestamp_required') THEN

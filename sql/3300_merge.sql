@@ -48,6 +48,8 @@ DECLARE
   v_values jsonb := '{}'::jsonb;
   v_repairs jsonb := '[]'::jsonb;
   v_columns text;
+  v_select text;
+  v_sql_nulls text[] := '{}';
   v_state text;
   v_message text;
 BEGIN
@@ -66,6 +68,9 @@ BEGIN
       RETURN 'rejected';
     END IF;
     v_values := v_values || jsonb_build_object(v_col.column_name, v_conv.value);
+    IF v_conv.value IS NULL THEN
+      v_sql_nulls := v_sql_nulls || v_col.column_name::text;
+    END IF;
     IF v_conv.rule IS NOT NULL THEN
       v_repairs := v_repairs || jsonb_build_array(jsonb_build_object(
         'column', v_col.column_name, 'rule', v_conv.rule,
@@ -73,12 +78,18 @@ BEGIN
     END IF;
   END LOOP;
 
-  SELECT string_agg(quote_ident(column_name), ', ' ORDER BY position) INTO v_columns
+  SELECT string_agg(quote_ident(column_name), ', ' ORDER BY position),
+         -- jsonb_populate_record turns a JSON null into SQL NULL: json columns are taken
+         -- from the object itself, SQL NULL only where the converted value was SQL NULL
+         string_agg(CASE WHEN kind = 'json'
+                         THEN format('CASE WHEN %L = ANY ($2) THEN NULL ELSE $1 -> %L END', column_name, column_name)
+                         ELSE 'r.' || quote_ident(column_name) END, ', ' ORDER BY position)
+  INTO v_columns, v_select
   FROM migration.column_map WHERE source_table = p_table;
   BEGIN
-    EXECUTE format('INSERT INTO mail.%I (%s) SELECT %s FROM jsonb_populate_record(NULL::mail.%I, $1)',
-                   p_table, v_columns, v_columns, p_table)
-      USING v_values;
+    EXECUTE format('INSERT INTO mail.%I (%s) SELECT %s FROM jsonb_populate_record(NULL::mail.%I, $1) r',
+                   p_table, v_columns, v_select, p_table)
+      USING v_values, v_sql_nulls;
     INSERT INTO migration.repairs (run_id, source_table, source_key, column_name, rule, original, repaired)
     SELECT p_run_id, p_table, p_key, r->>'column', r->>'rule', r->'original', r->>'repaired'
     FROM jsonb_array_elements(v_repairs) r

@@ -295,3 +295,29 @@ def test_a_corrupt_file_fails_the_integrity_check_naming_it(dsn, legacy, tmp_pat
         run_load(dsn, legacy / "emails.db", corrupt, tmp_path / "runs", progress=None)
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*) FROM mail.accounts").fetchone()[0] == 0
+
+
+def test_json_null_headers_stay_json_null_on_both_paths(dsn, tmp_path):
+    """The text 'null' is valid JSON: the set-based path and the row path (a hostile row)
+    must both store jsonb null, not SQL NULL, and validate must agree."""
+    from mailmig.validate import run_validate
+
+    legacy_ddl = PROJECT / "tests" / "legacy"
+    emails, auth = tmp_path / "emails.db", tmp_path / "auth.db"
+    with sqlite3.connect(emails) as conn:
+        conn.executescript((legacy_ddl / "emails.sql").read_text())
+        row = ("INSERT INTO emails (id, message_id, from_address, to_address, subject, headers, "
+               "created_at) VALUES (?, ?, 'a@x.test', 'b@x.test', {}, ?, '2026-10-01 12:00:00')")
+        conn.execute(row.format("'plain'"), (1, "<plain@x>", "null"))
+        conn.execute(row.format("CAST(x'6261640aff' AS TEXT)"), (2, "<hostile@x>", "null"))
+        conn.execute(row.format("'no headers'"), (3, "<none@x>", None))
+    with sqlite3.connect(auth) as conn:
+        conn.executescript((legacy_ddl / "auth.sql").read_text())
+    result = run_load(dsn, emails, auth, tmp_path / "runs", loader="copy", progress=None)
+    assert result.ok
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT id, headers IS NULL, headers = 'null'::jsonb FROM mail.emails ORDER BY id").fetchall()
+        hostile = conn.execute("SELECT count(*) FROM migration.repairs WHERE source_key = '2'").fetchone()[0]
+    assert hostile == 1  # the subject of row 2 was repaired: it went through the row path
+    assert rows == [(1, False, True), (2, False, True), (3, True, None)]
+    assert run_validate(dsn, tmp_path / "runs", progress=None).ok
