@@ -1,6 +1,6 @@
 """`mailmig demo-data`: a legacy dataset shaped like the running system's files.
 
-Writes DIR/emails.db and DIR/auth.db with exactly the legacy DDL (shared/legacy/*.sql,
+Writes DIR/emails.db and DIR/auth.db with exactly the legacy DDL (config/legacy/*.sql,
 embedded below), 90 days of normal mail ending at `end`, accounts and sessions, plus a
 catalogue of hostile rows at fixed keys (DIR/catalogue.json, docs/hostile-rows.md) whose
 expected outcome follows the conversion rules of docs/contracts.md.
@@ -27,57 +27,11 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-# --- the legacy DDL, verbatim from shared/legacy/emails.sql and auth.sql -------------------
+# --- the legacy DDL: config/legacy/*.sql, a verbatim copy of ../shared/legacy -------------
 
-EMAILS_DDL = """\
-CREATE TABLE emails (
-  id           INTEGER PRIMARY KEY AUTOINCREMENT,   -- rowid; gaps are normal
-  message_id   TEXT UNIQUE NOT NULL,                -- RFC 5322 Message-ID; case-sensitive
-  from_address TEXT NOT NULL,
-  to_address   TEXT NOT NULL,                       -- the generated inbox address
-  subject      TEXT,
-  body         TEXT,                                -- text/plain part
-  html         TEXT,                                -- text/html part, NULL for about half
-  headers      TEXT,                                -- JSON object written by the app (not always valid)
-  raw_email    TEXT,                                -- the whole message as received
-  size         INTEGER,                             -- bytes of raw_email
-  starred      INTEGER DEFAULT 0,                   -- 0/1 flag
-  is_read      INTEGER DEFAULT 0,                   -- 0/1 flag
-  spam_score   REAL DEFAULT 0,
-  created_at   DATETIME DEFAULT CURRENT_TIMESTAMP   -- UTC 'YYYY-MM-DD HH:MM:SS'; older app
-                                                    -- versions wrote ISO-8601 strings or
-                                                    -- epoch integers (seconds or milliseconds)
-);
-
-CREATE INDEX idx_emails_to_address ON emails (to_address);
-CREATE INDEX idx_emails_created_at ON emails (created_at);
-
-CREATE VIRTUAL TABLE emails_fts USING fts5(subject, body, content='emails', content_rowid='id');
-"""
-
-AUTH_DDL = """\
-CREATE TABLE accounts (
-  id            INTEGER PRIMARY KEY AUTOINCREMENT,
-  email         TEXT NOT NULL UNIQUE COLLATE NOCASE,  -- NOCASE folds ASCII letters only
-  password_hash TEXT,                                 -- bcrypt ('$2b$...'), NULL for token-only inboxes
-  token         TEXT UNIQUE,                          -- API bearer token: a secret, never logged
-  created_at    DATETIME DEFAULT CURRENT_TIMESTAMP,
-  expires_at    DATETIME,                             -- NULL = never expires
-  last_login_at DATETIME,
-  is_active     INTEGER DEFAULT 1
-);
-
-CREATE TABLE sessions (
-  id          TEXT PRIMARY KEY,                       -- opaque session id: a secret
-  account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
-  created_at  DATETIME DEFAULT CURRENT_TIMESTAMP,
-  expires_at  DATETIME,
-  ip          TEXT,
-  user_agent  TEXT
-);
-
-CREATE INDEX idx_sessions_account ON sessions (account_id);
-"""
+LEGACY_DDL_DIR = Path(__file__).resolve().parents[2] / "config" / "legacy"
+EMAILS_DDL = (LEGACY_DDL_DIR / "emails.sql").read_text()
+AUTH_DDL = (LEGACY_DDL_DIR / "auth.sql").read_text()
 
 # A table the mapping does not name: real files hold such tables and a load must ignore them.
 EXTRA_TABLE_DDL = "CREATE TABLE app_settings (key TEXT PRIMARY KEY, value TEXT)"
@@ -357,7 +311,11 @@ def _split_ddl(ddl: str) -> tuple[list[str], list[str]]:
     for line in ddl.splitlines(keepends=True):
         buf += line
         if sqlite3.complete_statement(buf):
-            statements.append(buf.strip())
+            # the comment lines before a statement stay in the file, not in the statement
+            lines = buf.strip().splitlines()
+            while lines and lines[0].lstrip().startswith("--"):
+                lines.pop(0)
+            statements.append("\n".join(lines).strip())
             buf = ""
     tables = [s for s in statements if not s.upper().startswith("CREATE INDEX")]
     indexes = [s for s in statements if s.upper().startswith("CREATE INDEX")]

@@ -251,13 +251,9 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
 
             def check():  # the integrity check runs beside the load of staging
                 snapshot.lower_priority()
-                seconds = {}
                 try:
-                    for name, source in sources.items():
-                        t0 = time.monotonic()
-                        snapshot.integrity_check(snap_dir / name, f"{source} (its snapshot copy)")
-                        seconds[name] = round(time.monotonic() - t0, 3)
-                    check_result["seconds"] = seconds
+                    check_result["seconds"] = snapshot.check_snapshot(
+                        snap_dir, {name: f"{source} (its snapshot copy)" for name, source in sources.items()})
                 except Exception as exc:  # reported below, naming the file
                     check_result["error"] = exc
 
@@ -333,9 +329,12 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
 
         # 5. sequences and statistics
         def _on_own_connection(statements):
+            results = []
             with psycopg.connect(conninfo, autocommit=True) as conn:
-                return [conn.execute(q, params).fetchall() if q.lstrip().upper().startswith("SELECT")
-                        else conn.execute(q, params) and None for q, params in statements]
+                for query, params in statements:
+                    cur = conn.execute(query, params)
+                    results.append(cur.fetchall() if cur.description else None)
+            return results
 
         def do_finish():
             # the emails on one connection, the rest on another: ANALYZE is single-threaded

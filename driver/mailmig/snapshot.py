@@ -147,11 +147,12 @@ def take_snapshot(sources: dict[str, Path], snap_dir: Path, check=True) -> tuple
     return manifest, archiver  # not started: the caller decides when the CPU is free for it
 
 
-def check_snapshot(snap_dir: Path, names: list[str]) -> dict[str, float]:
-    """PRAGMA integrity_check on each copy; raises SnapshotError naming the failing one."""
+def check_snapshot(snap_dir: Path, labels: dict[str, str]) -> dict[str, float]:
+    """PRAGMA integrity_check on each copy ({file name: label naming its source});
+    raises SnapshotError naming the failing one. Returns the seconds of each."""
     seconds = {}
-    for name in names:
+    for name, label in labels.items():
         started = time.monotonic()
-        integrity_check(snap_dir / name, name)
+        integrity_check(snap_dir / name, label)
         seconds[name] = round(time.monotonic() - started, 3)
     return seconds

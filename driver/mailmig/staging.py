@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import shutil
 import sqlite3
 import subprocess
@@ -225,6 +224,3 @@ def copy_plain_rows(work_file: Path, table: Table, conninfo: str, progress=None)
         src.close()
     return {"table": table.name, "rows": rows, "seconds": round(time.monotonic() - started, 3)}
 
-
-def children_peak_rss_mib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)

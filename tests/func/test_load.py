@@ -302,7 +302,7 @@ def test_json_null_headers_stay_json_null_on_both_paths(dsn, tmp_path):
     must both store jsonb null, not SQL NULL, and validate must agree."""
     from mailmig.validate import run_validate
 
-    legacy_ddl = PROJECT / "tests" / "legacy"
+    legacy_ddl = PROJECT / "config" / "legacy"
     emails, auth = tmp_path / "emails.db", tmp_path / "auth.db"
     with sqlite3.connect(emails) as conn:
         conn.executescript((legacy_ddl / "emails.sql").read_text())
