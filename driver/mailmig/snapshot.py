@@ -39,8 +39,17 @@ def copy_database(source: Path, target: Path) -> None:
     try:
         src = connect_readonly(source)
         try:
+            # pages read through a memory map rather than one pread each (2.4 GB: half the
+            # system time of the copy); SQLite caps the size at its build's maximum (2 GB)
+            src.execute(f"PRAGMA mmap_size = {1 << 40}")
             dst = sqlite3.connect(target)
             try:
+                # the copy is new and nobody else's until it is complete: no rollback
+                # journal, no sync per spilled page (2.4 GB: 3.7 s instead of 9.9 s). The
+                # kernel writes it back while the load works; the archiver fsyncs the
+                # copies and the archive before the run reports success.
+                dst.execute("PRAGMA journal_mode = OFF")
+                dst.execute("PRAGMA synchronous = OFF")
                 src.backup(dst)  # pages=-1: the whole file under one read transaction
             finally:
                 dst.close()
@@ -48,6 +57,14 @@ def copy_database(source: Path, target: Path) -> None:
             src.close()
     except sqlite3.Error as exc:
         raise SnapshotError(f"{source}: cannot be copied: {exc}") from exc
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def integrity_check(path: Path, name: str) -> None:
@@ -121,6 +138,8 @@ class Archiver(threading.Thread):
                 for path in self.files:
                     tar.add(path, arcname=path.name)
             tmp.replace(self.archive)
+            for path in [*self.files, self.archive, self.archive.parent]:
+                _fsync(path)  # the backup is on disk before the run says it is done
         except BaseException as exc:  # reported by the load, which waits for it
             self.error = exc
         self.seconds = time.monotonic() - started
