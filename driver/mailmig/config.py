@@ -106,10 +106,11 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     },
     "load": {
         "loader": (_choice("pgloader", "copy"), "pgloader", "MAILMIG_LOADER"),
-        "pgloader_workers": (_positive_int, 2, None),
-        "pgloader_concurrency": (_positive_int, 1, None),
+        "pgloader_workers": (_positive_int, 4, None),
+        "pgloader_concurrency": (_positive_int, 2, None),
         "pgloader_prefetch_rows": (_positive_int, 500, None),
         "pgloader_batch_rows": (_positive_int, 200, None),
+        "pgloader_dynamic_space_size": (_positive_int, 4096, None),
         "merge_jobs": (_positive_int, 2, None),
     },
     "maintenance": {

@@ -44,18 +44,21 @@ class Stages:
     def __init__(self, progress):
         self.progress = progress
         self.items: list[dict] = []
+        self.origin = time.monotonic()
 
     def run(self, name: str, fn, rows=None, nbytes=None):
+        """Run one stage; stages may run at once on threads (`start` tells when each began)."""
         self.progress(f"== {name}")
         started = time.monotonic()
         result = fn()
         seconds = time.monotonic() - started
         self.record(name, seconds, rows(result) if callable(rows) else rows,
-                    nbytes(result) if callable(nbytes) else nbytes)
+                    nbytes(result) if callable(nbytes) else nbytes, start=started - self.origin)
         return result
 
-    def record(self, name, seconds, rows=None, nbytes=None):
-        item = {"stage": name, "seconds": round(seconds, 3), "rows": rows, "bytes": nbytes,
+    def record(self, name, seconds, rows=None, nbytes=None, start=None):
+        item = {"stage": name, "start": round(start, 3) if start is not None else None,
+                "seconds": round(seconds, 3), "rows": rows, "bytes": nbytes,
                 "rows_per_s": round(rows / seconds) if rows and seconds > 0 else None,
                 "mb_per_s": round(nbytes / 1e6 / seconds, 1) if nbytes and seconds > 0 else None}
         self.items.append(item)
@@ -90,36 +93,14 @@ class _StagingProgress(threading.Thread):
             return
 
 
-SLICED_TABLES = {"emails"}  # big enough to load as several slices at once
+PARTITIONED_TABLES = {"emails"}  # their merge waits for the partitions of the staged months
 
 
-def _work_files(tables, by_name, snap_dir: Path, work_dir: Path, slices: int) -> list[list[tuple]]:
-    """What the loader reads: a copy of each snapshot without its hostile rows, the big
-    table cut into `slices` files by rowid so that as many loader processes run at once.
-    Returns jobs: lists of (table, work file, label) run one after the other."""
-    jobs: list[list[tuple]] = []
+def _by_file(tables) -> dict[str, list]:
     by_file: dict[str, list] = {}
     for table in tables:
         by_file.setdefault(table.file_name, []).append(table)
-    builders = []
-    for name, file_tables in by_file.items():
-        sliced = [t for t in file_tables if t.name in SLICED_TABLES and slices > 1]
-        rest = [t for t in file_tables if t not in sliced]
-        if rest:
-            staging.make_work_copy(snap_dir / name, work_dir / name,
-                                   {t.name: [k for k, _ in by_name[t.name].hostile] for t in rest},
-                                   {t.name: t.key for t in rest})
-            jobs.append([(t, work_dir / name, t.name) for t in rest])
-        for table in sliced:
-            keys = [k for k, _ in by_name[table.name].hostile]
-            for k, bounds in enumerate(staging.slice_ranges(snap_dir / name, table.name, slices), 1):
-                path = work_dir / f"{table.name}.{k}.db"
-                builders.append((snap_dir / name, path, table.name, table.key, bounds, keys))
-                jobs.append([(table, path, f"{table.name}.{k}")])
-    # sqlite3 releases the GIL while it copies: the slices are written at once
-    with ThreadPoolExecutor(max_workers=max(1, len(builders))) as pool:
-        list(pool.map(lambda b: staging.make_slice(*b), builders))
-    return jobs
+    return by_file
 
 
 def _merge_table(conninfo: str, run_id: str, table: str, jobs: int, progress) -> dict:
@@ -185,7 +166,7 @@ def _merge_hostile(conninfo: str, run_id: str, table: str) -> dict:
 def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
              loader: str = "pgloader", merge_jobs: int = 2, pgloader_settings: dict | None = None,
              mapping_path: Path = DEFAULT_MAPPING, keep_work: bool = False,
-             slices: int = 2, progress=print) -> LoadResult:
+             progress=print) -> LoadResult:
     progress = progress or (lambda *_: None)
     if loader == "pgloader" and not shutil.which("pgloader"):
         raise LoadError("pgloader is not installed (make system installs it; or use --loader copy)")
@@ -204,6 +185,7 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
         conn.execute("INSERT INTO migration.runs (run_id, kind) VALUES (%s, 'load')", (run.id,))
         column_map = conn.execute(
             "SELECT source_table, column_name, kind FROM migration.column_map").fetchall()
+    copier = None
     try:
         check_against_database(tables, column_map)
 
@@ -213,6 +195,11 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
             nbytes=lambda r: sum(f["size"] for f in r[0]["files"].values()))
         run.write_json("snapshot/manifest.json", manifest)
         report["snapshot"] = manifest
+        # the loader's work copies are made beside the audit (the kernel copies, the
+        # audit computes); the audit's hostile rows are deleted from them afterwards
+        copier = ThreadPoolExecutor(max_workers=len(sources), thread_name_prefix="work-copy")
+        copies = {name: copier.submit(staging.copy_work_file, snap_dir / name, work_dir / name)
+                  for name in sources}
 
         # 2. audit (and the column check: a mapped table that differs stops here)
         def do_audit():
@@ -244,7 +231,13 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
             staging.truncate_staging(conninfo, tables)
             for table in tables:
                 staging.store_hostile(conninfo, table, by_name[table.name].hostile)
-            jobs = _work_files(tables, by_name, snap_dir, work_dir, slices)
+            jobs = []
+            for name, file_tables in _by_file(tables).items():
+                copies[name].result()
+                staging.delete_hostile(work_dir / name,
+                                       {t.name: [k for k, _ in by_name[t.name].hostile] for t in file_tables},
+                                       {t.name: t.key for t in file_tables})
+                jobs.append([(t, work_dir / name, t.name) for t in file_tables])
             watcher = _StagingProgress(conninfo, [t.name for t in tables], progress)
             watcher.start()
             check_result = {}
@@ -304,62 +297,82 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
         progress("   staging holds every snapshot row: " + ", ".join(
             f"{t.name} {by_name[t.name].rows:,}" for t in tables))
 
-        # 4. merge
+        # 4. merge. The tables without partitions merge beside the making of the
+        # partitions (one connection scanning staging); the partitioned ones after it.
         def do_partitions():
             with psycopg.connect(conninfo, autocommit=True) as conn:
                 return [r[0] for r in conn.execute(
                     "SELECT mail.ensure_partitions_for_months(migration.staged_email_months())")]
 
-        created = stages.run("partitions", do_partitions)
-        report["partitions_created"] = created
         merges = {}
-        for table in tables:
-            def do_merge(table=table.name):
-                result = _merge_table(conninfo, run.id, table, merge_jobs, progress)
-                hostile = _merge_hostile(conninfo, run.id, table)
+
+        def merge(table):
+            def do_merge():
+                result = _merge_table(conninfo, run.id, table.name, merge_jobs, progress)
+                hostile = _merge_hostile(conninfo, run.id, table.name)
                 for key, value in hostile.items():
                     result[key] = result.get(key, 0) + value
                 return result
 
             merges[table.name] = stages.run(
-                f"merge {table.name}", do_merge,
-                rows=by_name[table.name].rows,
-                nbytes=manifest["files"][table.file_name]["size"] if table.name == "emails" else None)
-        report["merge"] = merges
+                f"merge {table.name}", do_merge, rows=by_name[table.name].rows,
+                nbytes=manifest["files"][table.file_name]["size"] if table.name in PARTITIONED_TABLES else None)
 
-        # 5. sequences and statistics
+        def merge_unpartitioned():  # in mapping order: accounts before the sessions that refer to them
+            for table in tables:
+                if table.name not in PARTITIONED_TABLES:
+                    merge(table)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            made = pool.submit(stages.run, "partitions", do_partitions)
+            merged = pool.submit(merge_unpartitioned)
+            report["partitions_created"] = made.result()
+            merged.result()
+        for table in tables:
+            if table.name in PARTITIONED_TABLES:
+                merge(table)
+        report["merge"] = {t.name: merges[t.name] for t in tables}
+
+        # 5. sequences, statistics and the accounting of every row, on three connections:
+        # ANALYZE is single-threaded, the accounting reads what it does not write
         def _on_own_connection(statements):
-            results = []
+            """Run (query, params, tag) in order; returns {tag: first row} of the tagged ones."""
+            rows = {}
             with psycopg.connect(conninfo, autocommit=True) as conn:
-                for query, params in statements:
+                for query, params, tag in statements:
                     cur = conn.execute(query, params)
-                    results.append(cur.fetchall() if cur.description else None)
-            return results
+                    if tag:
+                        rows[tag] = cur.fetchone()
+            return rows
 
         def do_finish():
-            # the emails on one connection, the rest on another: ANALYZE is single-threaded
             setval = ("SELECT setval({s}, greatest((SELECT coalesce(max(id), 0) FROM {t}), "
                       "(SELECT last_value FROM {s2})), true)")
+
+            def set_sequence(seq, table):
+                return (sql.SQL(setval).format(s=sql.Literal(seq), t=sql.SQL(table),
+                                               s2=sql.SQL(seq)).as_string(None), None, None)
+
+            def account_for(table):
+                return ("SELECT * FROM migration.account_for(%s)", (table.name,), table.name)
+
             work = [
-                [(sql.SQL(setval).format(s=sql.Literal("mail.emails_id_seq"), t=sql.SQL("mail.emails"),
-                                         s2=sql.SQL("mail.emails_id_seq")).as_string(None), None),
-                 ("ANALYZE mail.emails", None)],
-                [(sql.SQL(setval).format(s=sql.Literal("mail.accounts_id_seq"), t=sql.SQL("mail.accounts"),
-                                         s2=sql.SQL("mail.accounts_id_seq")).as_string(None), None),
-                 ("ANALYZE mail.accounts, mail.sessions", None)],
+                [set_sequence("mail.emails_id_seq", "mail.emails"), ("ANALYZE mail.emails", None, None)],
+                [set_sequence("mail.accounts_id_seq", "mail.accounts"),
+                 ("ANALYZE mail.accounts, mail.sessions", None, None)]
+                + [account_for(t) for t in tables if t.name not in PARTITIONED_TABLES],
+                [account_for(t) for t in tables if t.name in PARTITIONED_TABLES],
             ]
+            counted = {}
             with ThreadPoolExecutor(max_workers=len(work)) as pool:
-                list(pool.map(_on_own_connection, work))
+                for rows in pool.map(_on_own_connection, work):
+                    counted.update(rows)
+            return counted
 
-        stages.run("sequences + analyze", do_finish)
-
-        # 6. account for every row, the tables at once
+        counted = stages.run("sequences + analyze + accounting", do_finish)
         accounting = {}
-        with ThreadPoolExecutor(max_workers=len(tables)) as pool:
-            results = list(pool.map(lambda t: _on_own_connection(
-                [("SELECT * FROM migration.account_for(%s)", (t.name,))])[0][0], tables))
-        for table, row in zip(tables, results):
-            staged, loaded, repaired, rejected, unaccounted, doubly = row
+        for table in tables:
+            staged, loaded, repaired, rejected, unaccounted, doubly = counted[table.name]
             source = manifest["files"][table.file_name]["tables"][table.name]
             accounting[table.name] = {
                 "source": source, "loaded": loaded, "repaired": repaired,
@@ -393,6 +406,9 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
         report["error"] = f"{type(exc).__name__}: {exc}"
         _finish(conninfo, run, report, stages, started)
         raise
+    finally:
+        if copier is not None:
+            copier.shutdown(wait=True, cancel_futures=True)
     if not keep_work:
         shutil.rmtree(work_dir, ignore_errors=True)
     _finish(conninfo, run, report, stages, started)
@@ -440,9 +456,11 @@ def _print_report(report, progress):
             for name, t in report["tables"].items()]
     progress("load report")
     progress(render(["table", "source", "loaded", "repaired", "rejected", "unaccounted", "ok"], rows))
-    progress(render(["stage", "seconds", "rows", "rows/s", "MB/s"],
-                    [[s["stage"], s["seconds"], s["rows"], s["rows_per_s"], s["mb_per_s"]]
-                     for s in report["stages"]]))
+    progress(render(["stage", "from s", "seconds", "rows", "rows/s", "MB/s"],
+                    [[s["stage"], s.get("start"), s["seconds"], s["rows"], s["rows_per_s"], s["mb_per_s"]]
+                     for s in sorted(report["stages"], key=lambda s: s.get("start") or 0)]))
+    progress("   (stages that overlap ran at once: partitions beside the merge of the tables "
+             "without partitions)")
     progress(f"total {report['total_seconds']:.1f} s; "
              + ("every source row is loaded or rejected" if report["ok"]
                 else "NOT every source row is accounted for"))
