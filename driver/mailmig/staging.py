@@ -21,17 +21,16 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from mailmig.config import PROJECT_ROOT
+from mailmig.config import PROJECT_ROOT, SCHEMA
 from mailmig.mapping import Table
 from mailmig.sqlite_source import connect_readonly
 
 TEMPLATE = PROJECT_ROOT / "pgloader" / "sqlite-to-staging.load.tmpl"
-# One process per file: 4 reader/transformer workers and 2 COPY writers use both cores
-# (two processes on rowid slices of the file were no faster and needed 1.7 GB more
-# copying); a 4 GB Lisp heap makes its garbage collector run less often: 541 MB peak
-# resident instead of 370, 10% less CPU (bench: make bench-load SCALE=seed).
-PGLOADER_DEFAULTS = {"workers": 4, "concurrency": 2, "prefetch_rows": 500, "batch_rows": 200,
-                     "dynamic_space_size": 4096}
+# The pgloader settings' defaults are the configuration's (config.SCHEMA, load.pgloader_*),
+# for callers that pass none: one process per file with 4 workers and 2 COPY writers on
+# both cores, and a 4 GB Lisp heap so that its garbage collector runs less often.
+PGLOADER_DEFAULTS = {key[len("pgloader_"):]: spec[1] for key, spec in SCHEMA["load"].items()
+                     if key.startswith("pgloader_")}
 PGLOADER_LOAD_FILE_SETTINGS = ("workers", "concurrency", "prefetch_rows", "batch_rows")
 
 
