@@ -346,12 +346,8 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
             return rows
 
         def do_finish():
-            setval = ("SELECT setval({s}, greatest((SELECT coalesce(max(id), 0) FROM {t}), "
-                      "(SELECT last_value FROM {s2})), true)")
-
             def set_sequence(seq, table):
-                return (sql.SQL(setval).format(s=sql.Literal(seq), t=sql.SQL(table),
-                                               s2=sql.SQL(seq)).as_string(None), None, None)
+                return ("SELECT migration.sequence_past_max(%s, %s)", (seq, table), None)
 
             def account_for(table):
                 return ("SELECT * FROM migration.account_for(%s)", (table.name,), table.name)
