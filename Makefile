@@ -63,7 +63,7 @@ db-down: venv ## stop the project-local cluster
 db-status: venv ## state of the target server
 	$(MAILMIG) db status
 
-schema: db-up ## apply sql/ in order (recorded in migration.sql_ledger)
+schema: db-up ## apply sql/: pending migrations, then new or changed definitions (migration.sql_ledger)
 	$(MAILMIG) schema apply
 
 load: schema ## migrate EMAILS_DB and AUTH_DB into PostgreSQL (LOAD_ARGS='--loader copy' for COPY)

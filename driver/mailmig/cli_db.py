@@ -7,6 +7,7 @@ import sys
 
 from mailmig import sqlrunner
 from mailmig.config import Config
+from mailmig.textable import render
 
 
 def _local_only(cfg: Config, what: str) -> None:
@@ -85,16 +86,20 @@ def db_psql(args, cfg: Config) -> int:
 
 def schema_apply(args, cfg: Config) -> int:
     applied = sqlrunner.apply_sql(cfg.conninfo(), progress=lambda name: print(f"applied {name}"))
-    total = len(sqlrunner.sql_files())
-    print(f"schema: {len(applied)} file(s) applied now, {total} in sql/, all recorded in migration.sql_ledger")
+    migrations, functions = sqlrunner.sql_files()
+    print(f"schema: {len(applied)} file(s) applied now; sql/ holds {len(migrations)} migrations and "
+          f"{len(functions)} definitions, all recorded in migration.sql_ledger")
     return 0
 
 
 def schema_status(args, cfg: Config) -> int:
     rows = sqlrunner.status(cfg.conninfo())
-    for name, state in rows:
-        print(f"{state:>22}  {name}")
-    return 1 if any(state.startswith("CHANGED") for _, state in rows) else 0
+    print(render(["kind", "file", "state"], [list(r) for r in rows]))
+    counts: dict[str, int] = {}
+    for _, _, state in rows:
+        counts[state] = counts.get(state, 0) + 1
+    print("; ".join(f"{state}: {n}" for state, n in sorted(counts.items())))
+    return 1 if any(state.startswith("CHANGED") or state == "vanished" for _, _, state in rows) else 0
 
 
 def add_commands(subparsers) -> None:
@@ -117,11 +122,16 @@ def add_commands(subparsers) -> None:
     psql.add_argument("psql_args", nargs="*", help="arguments for psql, after --")
     psql.set_defaults(func=db_psql)
 
-    schema = subparsers.add_parser("schema", help="apply the SQL of sql/ in order, recorded in a ledger")
+    schema = subparsers.add_parser(
+        "schema", help="apply sql/: versioned migrations once, then new or changed definitions",
+        description="sql/migrations/NNNN_*.sql (tables, indexes, types: what holds data) are applied once, "
+        "in order, and may never change; sql/functions/<schema>/<name>.sql (one function or view each) are "
+        "re-applied whenever their checksum changes. Both are recorded in migration.sql_ledger. A database "
+        "built by the old runner (sql/1000-3320) is adopted in place.")
     schema_sub = schema.add_subparsers(dest="schema_command", metavar="ACTION", required=True)
-    schema_sub.add_parser("apply", help="apply the files not yet applied; refuse changed ones").set_defaults(
+    schema_sub.add_parser("apply", help="apply pending migrations, then new or changed definitions; refuse changed migrations").set_defaults(
         func=schema_apply
     )
-    schema_sub.add_parser("status", help="each file of sql/: applied, pending or changed").set_defaults(
+    schema_sub.add_parser("status", help="each file of sql/ with its state: applied, pending, changed (definitions), CHANGED (migrations, refused), vanished; exit 1 on the refused ones").set_defaults(
         func=schema_status
     )

@@ -1,0 +1,20 @@
+SET LOCAL ROLE mail_owner;
+
+-- Epoch seconds (|v| < 1e11) or milliseconds as an instant, NULL outside 1970..2100.
+CREATE OR REPLACE FUNCTION migration.timestamp_from_epoch(p_epoch numeric) RETURNS timestamptz
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+  v_seconds numeric;
+BEGIN
+  /* The epoch forms older app versions wrote. */
+  IF p_epoch IS NULL THEN RETURN NULL; END IF;
+  v_seconds := CASE WHEN abs(p_epoch) < 1e11 THEN p_epoch ELSE p_epoch / 1000 END;
+  IF v_seconds < 0 OR v_seconds >= 4102444800 THEN  -- 2100-01-01T00:00:00Z
+    RETURN NULL;
+  END IF;
+  RETURN to_timestamp(0) + make_interval(secs => round(v_seconds, 6));
+END;
+$$;
+
+COMMENT ON FUNCTION migration.timestamp_from_epoch(numeric) IS
+  'Epoch seconds (|v| < 1e11) or milliseconds as an instant; NULL outside 1970..2100.';
