@@ -1,8 +1,18 @@
 SET LOCAL ROLE mail_owner;
 
+-- The 4-argument form before p_replace (the sync's upsert) existed.
+DROP FUNCTION IF EXISTS migration.merge_row(text, text, text, jsonb);
+
 -- One source row, converted by the rules, inserted, its repairs recorded; or rejected
 -- whole with the reason and SQLSTATE. Returns loaded | repaired | rejected | present.
-CREATE OR REPLACE FUNCTION migration.merge_row(p_run_id text, p_table text, p_key text, p_row jsonb)
+-- p_replace (the sync: the source row changed): the row's loaded version and its
+-- bookkeeping are replaced instead of kept. A table without a foreign key pointing at it
+-- (emails, sessions) gets delete + insert, which also moves an email whose created_at
+-- changed to its new month; accounts are updated in place (INSERT ... ON CONFLICT DO
+-- UPDATE), because a delete would cascade to their sessions. A replaced row that the
+-- rules now reject is removed from mail.* (its reject recorded).
+CREATE OR REPLACE FUNCTION migration.merge_row(p_run_id text, p_table text, p_key text, p_row jsonb,
+                                               p_replace boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -12,12 +22,20 @@ DECLARE
   v_repairs jsonb := '[]'::jsonb;
   v_columns text;
   v_select text;
+  v_upsert text := '';
   v_sql_nulls text[] := '{}';
   v_state text;
   v_message text;
+  v_outcome text;
 BEGIN
   /* The row path of the merge: the conversion rules applied to one row. */
-  IF migration.row_present(p_table, p_key) THEN
+  IF p_replace THEN
+    DELETE FROM migration.repairs WHERE source_table = p_table AND source_key = p_key;
+    DELETE FROM migration.rejects WHERE source_table = p_table AND source_key = p_key;
+    IF p_table <> 'accounts' THEN
+      PERFORM migration.delete_row(p_table, p_key);
+    END IF;
+  ELSIF migration.row_present(p_table, p_key) THEN
     RETURN 'present';
   END IF;
   FOR v_col IN SELECT column_name, kind FROM migration.column_map
@@ -28,6 +46,9 @@ BEGIN
       VALUES (p_run_id, p_table, p_key, v_col.column_name || ': ' || v_conv.reason,
               v_conv.sqlstate, p_row)
       ON CONFLICT (source_table, source_key) DO NOTHING;
+      IF p_replace THEN
+        PERFORM migration.delete_row(p_table, p_key);
+      END IF;
       RETURN 'rejected';
     END IF;
     v_values := v_values || jsonb_build_object(v_col.column_name, v_conv.value);
@@ -49,24 +70,36 @@ BEGIN
                          ELSE 'r.' || quote_ident(column_name) END, ', ' ORDER BY position)
   INTO v_columns, v_select
   FROM migration.column_map WHERE source_table = p_table;
+  IF p_replace AND p_table = 'accounts' THEN
+    SELECT format(' ON CONFLICT (id) DO UPDATE SET (%s) = ROW(%s)',
+                  string_agg(quote_ident(column_name), ', ' ORDER BY position),
+                  string_agg('EXCLUDED.' || quote_ident(column_name), ', ' ORDER BY position))
+    INTO v_upsert
+    FROM migration.column_map WHERE source_table = p_table;
+  END IF;
   BEGIN
-    EXECUTE format('INSERT INTO mail.%I (%s) SELECT %s FROM jsonb_populate_record(NULL::mail.%I, $1) r',
-                   p_table, v_columns, v_select, p_table)
+    EXECUTE format('INSERT INTO mail.%I (%s) SELECT %s FROM jsonb_populate_record(NULL::mail.%I, $1) r%s',
+                   p_table, v_columns, v_select, p_table, v_upsert)
       USING v_values, v_sql_nulls;
     INSERT INTO migration.repairs (run_id, source_table, source_key, column_name, rule, original, repaired)
     SELECT p_run_id, p_table, p_key, r->>'column', r->>'rule', r->'original', r->>'repaired'
     FROM jsonb_array_elements(v_repairs) r
     ON CONFLICT (source_table, source_key, column_name) DO NOTHING;
+    v_outcome := CASE WHEN jsonb_array_length(v_repairs) > 0 THEN 'repaired' ELSE 'loaded' END;
   EXCEPTION WHEN others THEN
     GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
     INSERT INTO migration.rejects (run_id, source_table, source_key, reason, sqlstate, original)
     VALUES (p_run_id, p_table, p_key, v_message, v_state, p_row)
     ON CONFLICT (source_table, source_key) DO NOTHING;
-    RETURN 'rejected';
+    v_outcome := 'rejected';
   END;
-  RETURN CASE WHEN jsonb_array_length(v_repairs) > 0 THEN 'repaired' ELSE 'loaded' END;
+  IF v_outcome = 'rejected' AND p_replace THEN
+    PERFORM migration.delete_row(p_table, p_key);  -- the old version must not stay loaded
+  END IF;
+  RETURN v_outcome;
 END;
 $$;
 
-COMMENT ON FUNCTION migration.merge_row(text, text, text, jsonb) IS
-  'The row path of the merge: one source row converted by the rules, inserted, repairs recorded, or rejected whole.';
+COMMENT ON FUNCTION migration.merge_row(text, text, text, jsonb, boolean) IS
+  'The row path of the merge: one source row converted by the rules, inserted (or, with p_replace, '
+  'replacing its loaded version), repairs recorded, or rejected whole.';
