@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailmig.mapping import MappingError, Table
-from mailmig.sqlite_source import SqliteText, connect_readonly, encode_value, source_key
+from mailmig.sqlite_source import (SqliteText, column_list, connect_readonly, encode_value, quote_identifier,
+                                   source_key)
 
 # The legacy timestamp text forms (docs/contracts.md, Conversion rules).
 TIMESTAMP_TEXT = re.compile(
@@ -56,7 +57,7 @@ def source_tables(conn: sqlite3.Connection) -> list[str]:
 def check_columns(conn: sqlite3.Connection, table: Table, file_label: str) -> None:
     """A mapped table whose columns differ from the mapping stops the run, naming them."""
     names = [r[1].decode() if isinstance(r[1], bytes) else r[1]
-             for r in conn.execute(f'PRAGMA table_info("{table.name}")')]
+             for r in conn.execute("SELECT * FROM pragma_table_info(?)", (table.name,))]
     if not names:
         raise MappingError(f"{file_label}: table {table.name} (named by the mapping) is missing")
     missing = [c for c in table.columns if c not in names]
@@ -147,7 +148,7 @@ def audit_table(path: Path, table: Table, file_label: str, progress=None,
         indexed = [c in table.indexed for c in columns]
         textlike = [k in ("text", "json", "timestamp", "timestamp_required") for k in kinds]
         key_pos = columns.index(table.key)
-        select = "SELECT " + ", ".join(f'"{c}"' for c in columns) + f' FROM "{table.name}"'
+        select = f"SELECT {column_list(columns)} FROM {quote_identifier(table.name)}"
         params: tuple = ()
         if key_range is not None:
             select += " WHERE rowid >= ? AND rowid < ?"
@@ -201,9 +202,10 @@ def audit_table_parallel(path: Path, table: Table, file_label: str, jobs: int = 
     Python), merged into one result in key order."""
     conn = connect_readonly(path)
     try:
-        count, hi = conn.execute(f'SELECT count(*), max(rowid) FROM "{table.name}"').fetchone()
+        name = quote_identifier(table.name)
+        count, hi = conn.execute(f"SELECT count(*), max(rowid) FROM {name}").fetchone()
         # split points at equal row counts (ids have gaps and far outliers)
-        cuts = [conn.execute(f'SELECT rowid FROM "{table.name}" ORDER BY rowid LIMIT 1 OFFSET ?',
+        cuts = [conn.execute(f"SELECT rowid FROM {name} ORDER BY rowid LIMIT 1 OFFSET ?",
                              (count * k // jobs,)).fetchone()[0] for k in range(1, jobs)] \
             if jobs > 1 and count >= 10_000 else []
     except sqlite3.Error:

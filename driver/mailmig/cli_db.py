@@ -33,20 +33,24 @@ def db_up(args, cfg: Config) -> int:
 
 
 def _set_local_password(cfg: Config) -> None:
-    """Give the superuser POSTGRES_PASSWORD so TCP (scram-sha-256) logins work."""
+    """Give the superuser POSTGRES_PASSWORD so TCP (scram-sha-256) logins work.
+
+    The password is hashed here, by libpq (PQencryptPasswordConn, SCRAM-SHA-256 with a
+    fresh salt), and only the verifier travels: no plaintext password can reach the
+    server log (log_statement), pg_stat_statements or the activity view."""
     import psycopg
     from psycopg import sql
 
     cluster = cfg.cluster()
     with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
-        # ALTER ROLE takes no bind parameters; the literal is quoted by psycopg and the
-        # statement is not logged (log_statement is 'none').
+        verifier = conn.pgconn.encrypt_password(
+            cfg.password.encode(), cluster.superuser.encode(), b"scram-sha-256").decode("ascii")
+        # ALTER ROLE takes no bind parameters; the quoted literal is the verifier, not the password
         conn.execute(
-            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                sql.Identifier(cluster.superuser), sql.Literal(cfg.password)
-            )
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(cluster.superuser), sql.Literal(verifier))
         )
-    print("password of the local superuser set from POSTGRES_PASSWORD (TCP logins on 127.0.0.1)")
+    print("password of the local superuser set from POSTGRES_PASSWORD, sent as a SCRAM-SHA-256 verifier "
+          "(TCP logins on 127.0.0.1)")
 
 
 def db_down(args, cfg: Config) -> int:

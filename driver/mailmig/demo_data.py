@@ -27,6 +27,8 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from mailmig.sqlite_source import column_list, quote_identifier
+
 # --- the legacy DDL: config/legacy/*.sql, a verbatim copy of ../shared/legacy -------------
 
 LEGACY_DDL_DIR = Path(__file__).resolve().parents[2] / "config" / "legacy"
@@ -294,7 +296,7 @@ class EmailMaker:
 
 
 def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
-    return f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})'
+    return f'INSERT INTO {quote_identifier(table)} ({column_list(columns)}) VALUES ({", ".join("?" * len(columns))})'
 
 
 def _insert_one(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
@@ -302,7 +304,8 @@ def _insert_one(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> No
     columns = list(row)
     marks = ["CAST(? AS TEXT)" if isinstance(row[c], RawText) else "?" for c in columns]
     values = [bytes(v) if isinstance(v, RawText) else v for v in row.values()]
-    conn.execute(f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({", ".join(marks)})', values)
+    conn.execute(f'INSERT INTO {quote_identifier(table)} ({column_list(columns)}) VALUES ({", ".join(marks)})',
+                 values)
 
 
 def _split_ddl(ddl: str) -> tuple[list[str], list[str]]:
@@ -404,8 +407,8 @@ class _FtsBuilder:
         conn.execute("ATTACH DATABASE ? AS fts_build", (str(self.path),))
         conn.execute("BEGIN")
         for table in FTS_SHADOW_TABLES:
-            conn.execute(f"DELETE FROM main.{table}")
-            conn.execute(f"INSERT INTO main.{table} SELECT * FROM fts_build.{table}")
+            conn.execute(f"DELETE FROM main.{quote_identifier(table)}")
+            conn.execute(f"INSERT INTO main.{quote_identifier(table)} SELECT * FROM fts_build.{quote_identifier(table)}")
         conn.execute("COMMIT")
         conn.execute("DETACH DATABASE fts_build")
 
@@ -492,7 +495,8 @@ def _with_typeof(conn: sqlite3.Connection, table: str, key_column: str, entries:
     out = []
     for entry in entries:
         row = conn.execute(
-            f'SELECT typeof("{entry["column"]}") FROM "{table}" WHERE "{key_column}" = ?',
+            f"SELECT typeof({quote_identifier(entry['column'])}) FROM {quote_identifier(table)} "
+            f"WHERE {quote_identifier(key_column)} = ?",
             (int(entry["key"]) if key_column == "id" and table != "sessions" else entry["key"],),
         ).fetchone()
         if row is None:

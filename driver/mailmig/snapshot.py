@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from mailmig.sqlite_source import connect_readonly
+from mailmig.sqlite_source import connect_readonly, quote_identifier
 
 
 class SnapshotError(RuntimeError):
@@ -95,7 +95,7 @@ def table_counts(path: Path) -> dict[str, int]:
         counts = {}
         for name in names:
             try:
-                counts[name] = conn.execute(f'SELECT count(*) FROM "{name.replace(chr(34), chr(34) * 2)}"').fetchone()[0]
+                counts[name] = conn.execute(f"SELECT count(*) FROM {quote_identifier(name)}").fetchone()[0]
             except sqlite3.Error:
                 counts[name] = None  # e.g. an FTS5 table whose module is unavailable
         return counts

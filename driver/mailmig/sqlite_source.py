@@ -21,6 +21,20 @@ class SqliteText(bytes):
     __slots__ = ()
 
 
+def quote_identifier(name: str) -> str:
+    """A SQLite identifier (table or column name) quoted for composing SQL: the one place
+    where that is done. Names come from the mapping or from a file's own catalogue, so a
+    name holding a double quote (or anything else) must stay one identifier."""
+    if "\x00" in name:
+        raise ValueError(f"SQLite identifier {name!r} contains a NUL character")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def column_list(columns) -> str:
+    """Quoted column names joined for a SELECT list."""
+    return ", ".join(quote_identifier(c) for c in columns)
+
+
 def connect_readonly(path: Path | str) -> sqlite3.Connection:
     """Open a SQLite file read-only (the source is never changed), lossless text."""
     uri = Path(path).resolve().as_uri() + "?mode=ro"

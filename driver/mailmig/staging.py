@@ -7,6 +7,7 @@ hostile rows were deleted, and its result is checked by counting, never trusted.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from mailmig.config import PROJECT_ROOT, SCHEMA
 from mailmig.mapping import Table
-from mailmig.sqlite_source import connect_readonly
+from mailmig.sqlite_source import column_list, connect_readonly, quote_identifier
 
 TEMPLATE = PROJECT_ROOT / "pgloader" / "sqlite-to-staging.load.tmpl"
 # The pgloader settings' defaults are the configuration's (config.SCHEMA, load.pgloader_*),
@@ -74,8 +75,8 @@ def delete_hostile(work_file: Path, hostile: dict[str, list[str]], keys: dict[st
                 chunk = table_keys[chunk_start:chunk_start + 500]
                 # keys are compared as text so that integer and text keys both match
                 conn.execute(
-                    f'DELETE FROM "{table}" WHERE CAST("{key}" AS TEXT) IN ({",".join("?" * len(chunk))})',
-                    chunk)
+                    f"DELETE FROM {quote_identifier(table)} WHERE CAST({quote_identifier(key)} AS TEXT) "
+                    f"IN ({','.join('?' * len(chunk))})", chunk)
         conn.commit()
     finally:
         conn.close()
@@ -87,10 +88,30 @@ def staged_count(conninfo: str, table: Table) -> int:
             sql.Identifier("staging", table.name))).fetchone()[0]
 
 
-def _pgloader_target(conninfo: str) -> tuple[dict, dict]:
-    """Template values for the target and the environment that carries the password."""
+# pgloader 3.6 knows these libpq sslmode values; verify-ca/verify-full are 'require' with
+# its certificate verification on (which it is, unless --no-ssl-cert-verification)
+PGLOADER_SSLMODES = {"disable": "disable", "allow": "allow", "prefer": "prefer", "require": "require",
+                     "verify-ca": "require", "verify-full": "require"}
+
+
+def _is_local_host(host: str) -> bool:
+    """The local socket or loopback: the only targets where pgloader may skip certificate
+    verification (a certificate there proves nothing a local connection does not)."""
+    if host.startswith("/") or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: whatever it resolves to, it is not ours to trust
+
+
+def _pgloader_target(conninfo: str) -> tuple[dict, dict, bool]:
+    """Template values for the target, the environment that carries the password, and
+    whether certificate verification may be switched off (local socket or loopback only)."""
     params = conninfo_to_dict(conninfo)
     host = params.get("host") or os.environ.get("PGHOST") or "localhost"
+    sslmode = params.get("sslmode") or os.environ.get("PGSSLMODE")
+    verify_off = _is_local_host(host) and sslmode not in ("verify-ca", "verify-full")
     if host.startswith("/"):
         host = "unix:" + host  # pgloader's spelling of a socket directory
     env = dict(os.environ)
@@ -106,12 +127,21 @@ def _pgloader_target(conninfo: str) -> tuple[dict, dict]:
     for name, value in values.items():
         if not re.fullmatch(r"[A-Za-z0-9_.:/@-]+", value):
             raise StagingError(f"pgloader target {name} {value!r} has characters a load file cannot carry")
-    return values, env
+    if sslmode and sslmode not in PGLOADER_SSLMODES:
+        raise StagingError(f"sslmode {sslmode!r} is not one pgloader knows ({', '.join(PGLOADER_SSLMODES)})")
+    values["options"] = f"?sslmode={PGLOADER_SSLMODES[sslmode]}" if sslmode else ""
+    return values, env, verify_off
+
+
+def pgloader_ssl_arguments(conninfo: str) -> list[str]:
+    """pgloader's certificate verification stays on for every host but the local socket
+    and loopback (and there too when sslmode asks for verification)."""
+    return ["--no-ssl-cert-verification"] if _pgloader_target(conninfo)[2] else []
 
 
 def render_load_file(work_file: Path, table: Table, conninfo: str, settings: dict, out: Path) -> dict:
     """Render pgloader/<template> for one table; the file holds no secret."""
-    values, env = _pgloader_target(conninfo)
+    values, env, _ = _pgloader_target(conninfo)
     values.update({"source_path": str(work_file.resolve()), "table": table.name})
     for name in PGLOADER_LOAD_FILE_SETTINGS:
         values[name] = str(int(settings.get(name, PGLOADER_DEFAULTS[name])))
@@ -155,7 +185,7 @@ def run_pgloader(work_file: Path, table: Table, conninfo: str, settings: dict, l
         proc = subprocess.Popen(
             ["pgloader", "--dynamic-space-size",
              str(int(settings.get("dynamic_space_size", PGLOADER_DEFAULTS["dynamic_space_size"]))),
-             "--no-ssl-cert-verification", "--root-dir", str(log_dir / f"root-{label}"),
+             *pgloader_ssl_arguments(conninfo), "--root-dir", str(log_dir / f"root-{label}"),
              "--logfile", str(log_dir / f"{label}.pgloader.log"), str(load_file)],
             stdout=log, stderr=subprocess.STDOUT, env=env)
         watcher = _RssWatcher(proc.pid)
@@ -179,7 +209,7 @@ def copy_plain_rows(work_file: Path, table: Table, conninfo: str, progress=None)
                 sql.Identifier("staging", table.name),
                 sql.SQL(", ").join(sql.Identifier(c) for c in columns))
             with conn.cursor().copy(query) as copy:
-                select = "SELECT " + ", ".join(f'"{c}"' for c in columns) + f' FROM "{table.name}"'
+                select = f"SELECT {column_list(columns)} FROM {quote_identifier(table.name)}"
                 for row in src.execute(select):
                     copy.write_row([None if v is None else
                                     (bytes(v).decode("utf-8") if isinstance(v, bytes) else
