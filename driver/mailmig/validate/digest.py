@@ -1,0 +1,153 @@
+"""The digest: an md5 of each row's canonical values, summed per bucket, on both sides.
+
+PostgreSQL renders and hashes its rows server-side (only bucket sums cross the wire);
+the SQLite side streams its rows in Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+from psycopg import sql
+
+from mailmig import queries
+from mailmig.validate.bookkeeping import Bookkeeping, expected_row
+from mailmig.validate.differences import Differences
+from mailmig.validate.rules import INT8_MAX, INT8_MIN
+from mailmig.validate.tables import BUCKET_SHIFT, TABLES, TableSpec, bucket_of
+
+
+def row_digest(values) -> tuple[int, int]:
+    """md5 over the canonical values, each as 'N' (NULL) or 'V<bytes>:<value>' so no
+    two rows can run together; returned as two signed 64-bit halves (summed per bucket)."""
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append(b"N")
+        else:
+            parts.append(b"V%d:" % len(value))
+            parts.append(value)
+    d = hashlib.md5(b"".join(parts)).digest()
+    return int.from_bytes(d[:8], "big", signed=True), int.from_bytes(d[8:], "big", signed=True)
+
+
+
+def select_source(spec: TableSpec, where: str = "") -> str:
+    columns = ", ".join('"' + name + '"' for name in spec.column_names)
+    return f'SELECT {columns} FROM "{spec.name}"{where}'
+
+
+def scan_source(spec: TableSpec, conn, book: Bookkeeping, diffs: Differences, progress=None) -> dict:
+    """Stream one SQLite table: bucket sums, per-month counts, the source keys seen."""
+    buckets: dict[int, list] = {}
+    months: dict[str, int] = {}
+    rows = rejected = 0
+    seen_book_keys = set()
+    created_at = spec.column_names.index("created_at") if spec.name == "emails" else None
+    for row in conn.execute(select_source(spec)):
+        rows += 1
+        key, values, is_rejected = expected_row(spec, row, book, diffs)
+        if (spec.name, key) in book.rejects or (spec.name, key) in book.repairs:
+            seen_book_keys.add(key)
+        if is_rejected:
+            rejected += 1
+            continue
+        hi, lo = row_digest(values)
+        acc = buckets.get(bucket := bucket_of(spec, values[0]))
+        if acc is None:
+            buckets[bucket] = [1, hi, lo]
+        else:
+            acc[0] += 1
+            acc[1] += hi
+            acc[2] += lo
+        if created_at is not None:
+            stamp = values[created_at]
+            month = stamp[:7].decode() if stamp else "(no timestamp)"
+            months[month] = months.get(month, 0) + 1
+        if progress and rows % 100_000 == 0:
+            progress(f"  sqlite {spec.name}: {rows:,} rows read")
+    for (table, key) in set(book.rejects) | set(book.repairs):
+        if table == spec.name and key not in seen_book_keys:
+            kind = "reject_without_source_row" if (table, key) in book.rejects else "repair_without_source_row"
+            diffs.add(table, kind, key)
+    return {"rows": rows, "rejected": rejected, "buckets": buckets, "months": months}
+
+
+
+def _digest_query(spec: TableSpec) -> sql.Composed:
+    parts = [
+        sql.SQL("coalesce('V' || octet_length({c}) || ':' || {c}, 'N')").format(c=sql.Identifier("c", name))
+        for name in spec.column_names
+    ]
+    return sql.SQL(
+        "SELECT bucket, count(*),"
+        " sum(('x' || substr(h, 1, 16))::bit(64)::bigint),"
+        " sum(('x' || substr(h, 17, 16))::bit(64)::bigint)"
+        " FROM (SELECT c.bucket, md5({row}) AS h FROM ({canonical}) AS c) AS d"
+        " GROUP BY bucket"
+    ).format(row=sql.SQL(" || ").join(parts), canonical=sql.SQL(queries.load(spec.query)))
+
+
+def connect(conninfo: str) -> psycopg.Connection:
+    conn = psycopg.connect(conninfo, autocommit=True)
+    conn.execute("SET jit = off")  # compiling the wide expressions costs more than it saves
+    return conn
+
+
+def pg_digest(conninfo: str, spec: TableSpec, lo: int | None = None, hi: int | None = None) -> dict:
+    params = {"lo": lo, "hi": hi} if spec.int_key else None
+    with connect(conninfo) as conn:
+        rows = conn.execute(_digest_query(spec), params).fetchall()
+    return {bucket: [count, int(s_hi), int(s_lo)] for bucket, count, s_hi, s_lo in rows}
+
+
+
+def split_range(conninfo: str) -> list[tuple[int, int]]:
+    with connect(conninfo) as conn:
+        low, high = conn.execute(queries.load("validate_key_range")).fetchone()
+    if low is None:
+        return [(INT8_MIN, INT8_MAX)]
+    mid = ((low + high) // 2 >> BUCKET_SHIFT) << BUCKET_SHIFT  # on a bucket boundary
+    return [(INT8_MIN, mid), (mid, INT8_MAX)]
+
+
+def merge_buckets(*parts: dict) -> dict:
+    merged: dict[int, list] = {}
+    for part in parts:
+        for bucket, (count, hi, lo) in part.items():
+            acc = merged.setdefault(bucket, [0, 0, 0])
+            acc[0] += count
+            acc[1] += hi
+            acc[2] += lo
+    return merged
+
+
+
+def digest_both_sides(conninfo: str, sqlite: dict, book: Bookkeeping, diffs: Differences, say,
+                      progress=None) -> tuple[dict, dict]:
+    """Bucket sums of every table on both sides at once: PostgreSQL on two connections
+    (the emails split between them by id) while this thread reads SQLite."""
+    by_name = {spec.name: spec for spec in TABLES}
+    (lo1, hi1), (lo2, hi2) = split_range(conninfo)
+
+    def pg_side_a():
+        emails = pg_digest(conninfo, by_name["emails"], lo1, hi1)
+        return emails, pg_digest(conninfo, by_name["accounts"], INT8_MIN, INT8_MAX)
+
+    def pg_side_b():
+        emails = pg_digest(conninfo, by_name["emails"], lo2, hi2)
+        return emails, pg_digest(conninfo, by_name["sessions"])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        future_a = pool.submit(pg_side_a)
+        future_b = pool.submit(pg_side_b)
+        source_side = {}
+        for spec in TABLES:
+            say(f"digest {spec.name}: reading SQLite")
+            source_side[spec.name] = scan_source(spec, sqlite[spec.database], book, diffs, progress)
+        emails_a, accounts = future_a.result()
+        emails_b, sessions = future_b.result()
+    pg_side = {"emails": merge_buckets(emails_a, emails_b), "accounts": accounts, "sessions": sessions}
+    return source_side, pg_side

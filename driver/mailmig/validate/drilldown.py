@@ -1,0 +1,119 @@
+"""The drill-down: the rows of each differing bucket read from both sides; each missing,
+extra and changed row named, with each differing column."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from mailmig import queries
+from mailmig.validate.bookkeeping import Bookkeeping, expected_row
+from mailmig.validate.differences import Differences, display
+from mailmig.validate.digest import select_source
+from mailmig.validate.tables import BUCKET_SHIFT, TableSpec, bucket_of
+
+
+def pg_rows(conn, spec: TableSpec, buckets: list[int]):
+    """The canonical rows of PostgreSQL in the given buckets: key -> [values...] (list
+    of rows when a key is duplicated)."""
+    canonical = sql.SQL(queries.load(spec.query))
+    query = sql.SQL("SELECT * FROM ({canonical}) AS c WHERE c.bucket = ANY(%(buckets)s)").format(
+        canonical=canonical
+    )
+    result: dict[str, list] = {}
+    if spec.int_key:
+        ranges = _ranges(buckets)
+        batches = [({"lo": a << BUCKET_SHIFT, "hi": (b + 1) << BUCKET_SHIFT, "buckets": buckets}) for a, b in ranges]
+    else:
+        batches = [{"buckets": buckets}]
+    for params in batches:
+        for row in conn.execute(query, params):
+            values = [None if v is None else v.encode() for v in row[1:]]
+            result.setdefault(values[0].decode(), []).append(values)
+    return result
+
+
+def _ranges(buckets: list[int]) -> list[tuple[int, int]]:
+    out = []
+    for b in sorted(buckets):
+        if out and out[-1][1] == b - 1:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((b, b))
+    return out
+
+
+
+def source_rows(spec: TableSpec, conn, buckets: list[int], book: Bookkeeping):
+    """Expected rows of the source in the given buckets: (expected key -> values,
+    expected keys of rejected rows)."""
+    wanted = set(buckets)
+    rows: dict[str, list] = {}
+    rejected: set[str] = set()
+    if spec.int_key:
+        key = '"' + spec.column_names[0] + '"'
+        batches = [
+            conn.execute(select_source(spec, f" WHERE {key} >= ? AND {key} < ?"),
+                         (a << BUCKET_SHIFT, (b + 1) << BUCKET_SHIFT))
+            for a, b in _ranges(buckets)
+        ]
+    else:
+        batches = [conn.execute(select_source(spec))]
+    for cursor in batches:
+        for row in cursor:
+            _, values, is_rejected = expected_row(spec, row, book, None)
+            if values[0] is None or bucket_of(spec, values[0]) not in wanted:
+                continue
+            pg_key = values[0].decode("utf-8", "replace")
+            if is_rejected:
+                rejected.add(pg_key)
+            else:
+                rows[pg_key] = values
+    return rows, rejected
+
+
+DRILL_CHUNK = {True: 8, False: 512}  # buckets fetched at once: memory stays bounded
+
+
+def drill_down(spec: TableSpec, src_conn, pg_conn, buckets: list[int], book: Bookkeeping,
+               diffs: Differences) -> dict:
+    found = {"missing": 0, "extra": 0, "changed": 0}
+    step = DRILL_CHUNK[spec.int_key]
+    for start in range(0, len(buckets), step):
+        _drill_chunk(spec, src_conn, pg_conn, buckets[start:start + step], book, diffs, found)
+    return found
+
+
+def _drill_chunk(spec, src_conn, pg_conn, buckets, book, diffs, found) -> None:
+    expected, rejected = source_rows(spec, src_conn, buckets, book)
+    actual = pg_rows(pg_conn, spec, buckets)
+    kinds = dict(spec.columns)
+    for key in sorted(set(expected) | set(actual), key=lambda k: (len(k), k) if spec.int_key else k):
+        want = expected.get(key)
+        have = actual.get(key, [])
+        if want is None:
+            kind = "rejected_but_in_postgresql" if key in rejected else "extra"
+            for values in have:
+                if kind == "extra":
+                    found["extra"] += 1
+                diffs.add(spec.name, kind, key, row={
+                    name: display(v, kinds[name]) for name, v in zip(spec.column_names, values)})
+            continue
+        if not have:
+            found["missing"] += 1
+            diffs.add(spec.name, "missing", key)
+            continue
+        # the best match first; further rows under the same key are extra
+        have = sorted(have, key=lambda values: sum(a != b for a, b in zip(values, want)))
+        columns = [
+            {"column": name, "source": display(w, kinds[name]), "postgresql": display(h, kinds[name])}
+            for name, w, h in zip(spec.column_names, want, have[0])
+            if w != h
+        ]
+        if columns:
+            found["changed"] += 1
+            diffs.add(spec.name, "changed", key, columns=columns)
+        for values in have[1:]:
+            found["extra"] += 1
+            diffs.add(spec.name, "extra", key, duplicate_key=True, row={
+                name: display(v, kinds[name]) for name, v in zip(spec.column_names, values)})
+
