@@ -57,6 +57,43 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("a number of seconds >= 0")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("a number of seconds >= 0") from None
+    if not number >= 0 or number == float("inf"):
+        raise ValueError("a number of seconds >= 0")
+    return number
+
+
+def _fraction(value: Any) -> float:
+    number = _seconds(value) if not isinstance(value, bool) else -1
+    if not 0 <= number <= 1:
+        raise ValueError("a fraction between 0 and 1")
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("true or false")
+
+
+def _address(value: Any) -> str:
+    text = str(value).strip()
+    if not text or any(c.isspace() for c in text):
+        raise ValueError("a host name or IP address")
+    return text
+
+
 def _cron_schedule(value: Any) -> str:
     text = str(value).strip()
     if len(text.split()) != 5:
@@ -100,6 +137,35 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     },
     "app": {
         "db_mode": (_choice(*DB_MODES), "sqlite", "DB_MODE"),
+        # the seed's node-postgres pool: max 20, idle 30 s, connection wait 2 s (FIELD-NOTES)
+        "pool_min_size": (_positive_int, 1, None),
+        "pool_max_size": (_positive_int, 20, None),
+        "pool_max_idle": (_seconds, 30.0, None),
+        "pool_timeout": (_seconds, 2.0, None),
+        "pool_connect_timeout": (_positive_int, 2, None),
+        "pool_check": (_bool, True, None),
+        "prepared_statements": (_bool, True, None),
+        "sqlite_busy_timeout_ms": (_positive_int, 5000, None),
+        "shadow_read_rate": (_fraction, 0.05, None),
+        "pg_down_backoff": (_seconds, 2.0, None),
+    },
+    "service": {
+        "smtp_host": (_address, "127.0.0.1", "SMTP_HOST"),
+        "smtp_port": (_port, 2525, "SMTP_PORT"),
+        "http_host": (_address, "127.0.0.1", "HTTP_HOST"),
+        "http_port": (_port, 4000, "HTTP_PORT"),
+        "hostname": (str, "mailmig.local", None),
+        "mail_domain": (str, "tempmail.test", "MAIL_DOMAIN"),
+        "account_ttl": (_seconds, 86400.0, None),
+        "max_message_bytes": (_positive_int, 10 * 1024 * 1024, None),
+        "max_line_bytes": (_positive_int, 1024 * 1024, None),
+        "max_recipients": (_positive_int, 100, None),
+        "inbox_limit": (_positive_int, 50, None),
+        "workers": (_positive_int, 32, None),
+        "pause_limit": (_seconds, 5.0, None),
+        "drain_timeout": (_seconds, 10.0, None),
+        "control_remote": (_bool, False, None),
+        "state_file": (str, "state/service.json", "MAILMIG_STATE_FILE"),
     },
     "paths": {
         "runs_dir": (str, "runs", "MAILMIG_RUNS_DIR"),
@@ -126,6 +192,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     },
 }
 SECRET_ENV = "POSTGRES_PASSWORD"
+CONTROL_TOKEN_ENV = "MAILMIG_CONTROL_TOKEN"
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -242,6 +309,15 @@ class Config:
         tail = "&".join(f"{k}={quote(v, safe='/')}" for k, v in query.items())
         return f"postgresql://{netloc}/{quote(name)}" + (f"?{tail}" if tail else "")
 
+    @property
+    def control_token(self) -> str | None:
+        """The service's control-call token (environment or .env only; never printed)."""
+        return self._env.get(CONTROL_TOKEN_ENV) or None
+
+    @property
+    def state_file(self) -> Path:
+        return self._path(self.raw["service"]["state_file"])
+
     def libpq_env(self) -> dict[str, str]:
         """Environment for child processes (pgloader, psql): the password travels here only."""
         env = dict(os.environ)
@@ -273,10 +349,11 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         if not isinstance(value, dict):
             raise ConfigError(f"{config_path}: '{section}' must be a mapping of keys")
         for key in value:
-            if key == "password":
+            if key in ("password", "control_token"):
+                where = (f"set {SECRET_ENV} in the environment or .env, or use a pgpass file" if key == "password"
+                         else f"set {CONTROL_TOKEN_ENV} in the environment or .env")
                 raise ConfigError(
-                    f"{config_path}: '{section}.password': a password is never read from the config file; "
-                    f"set {SECRET_ENV} in the environment or .env, or use a pgpass file"
+                    f"{config_path}: '{section}.{key}': a secret is never read from the config file; {where}"
                 )
             if key not in SCHEMA[section]:
                 raise ConfigError(

@@ -183,7 +183,8 @@ def test_a_database_of_the_old_runner_upgrades_in_place_to_what_a_fresh_one_is(p
 
     upgraded = apply_sql(old)
     apply_sql(fresh)
-    assert all(name.startswith("functions/") for name in upgraded)  # no migration ran again
+    # no baseline migration (0001-0007, adopted from the old runner) ran again; later ones do
+    assert all(name.startswith("functions/") or int(name.split("/")[1][:4]) > 7 for name in upgraded)
     dump = schema_dump(pg, "runner_fresh")
     assert "CREATE FUNCTION migration.merge_chunk" in dump and "CREATE TABLE mail.emails" in dump
     assert schema_dump(pg, "runner_upgraded") == dump

@@ -1,5 +1,9 @@
 SET LOCAL ROLE mail_owner;
 
+-- p_id was added for dual mode (SQLite assigns the id, PostgreSQL stores the same one).
+DROP FUNCTION IF EXISTS mail.insert_email(text, text, text, text, text, text, jsonb, text, bigint,
+                                          timestamptz, boolean, boolean, double precision);
+
 CREATE OR REPLACE FUNCTION mail.insert_email(
   p_message_id   text,
   p_from_address text,
@@ -13,14 +17,17 @@ CREATE OR REPLACE FUNCTION mail.insert_email(
   p_created_at   timestamptz DEFAULT now(),
   p_starred      boolean DEFAULT false,
   p_is_read      boolean DEFAULT false,
-  p_spam_score   double precision DEFAULT 0
+  p_spam_score   double precision DEFAULT 0,
+  p_id           bigint DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_id bigint := nextval('mail.emails_id_seq');
+  v_id bigint := coalesce(p_id, nextval('mail.emails_id_seq'));
 BEGIN
-  /* Store one email; its new id, or NULL when the message_id is already stored. */
+  /* Store one email; its id, or NULL when the message_id is already stored.
+     created_at is kept at whole seconds, the resolution of the legacy files, so that
+     both stores hold the same instant. */
   INSERT INTO mail.message_id_guard (message_id, email_id)
   VALUES (p_message_id, v_id)
   ON CONFLICT (message_id) DO NOTHING;
@@ -31,11 +38,12 @@ BEGIN
   INSERT INTO mail.emails (id, message_id, from_address, to_address, subject, body, html,
                            headers, raw_email, size, starred, is_read, spam_score, created_at)
   VALUES (v_id, p_message_id, p_from_address, p_to_address, p_subject, p_body, p_html,
-          p_headers, p_raw_email, p_size, p_starred, p_is_read, p_spam_score, p_created_at);
+          p_headers, p_raw_email, p_size, p_starred, p_is_read, p_spam_score,
+          date_trunc('second', p_created_at));
   RETURN v_id;
 END
 $$;
 
-COMMENT ON FUNCTION mail.insert_email(text, text, text, text, text, text, jsonb, text, bigint, timestamptz, boolean, boolean, double precision) IS
-  'The application''s insert: the new id, or NULL when the message_id is already stored.';
-GRANT EXECUTE ON FUNCTION mail.insert_email(text, text, text, text, text, text, jsonb, text, bigint, timestamptz, boolean, boolean, double precision) TO mail_app;
+COMMENT ON FUNCTION mail.insert_email(text, text, text, text, text, text, jsonb, text, bigint, timestamptz, boolean, boolean, double precision, bigint) IS
+  'The application''s insert: the id (p_id, or a new one), or NULL when the message_id is already stored; created_at at whole seconds.';
+GRANT EXECUTE ON FUNCTION mail.insert_email(text, text, text, text, text, text, jsonb, text, bigint, timestamptz, boolean, boolean, double precision, bigint) TO mail_app;

@@ -1,0 +1,2 @@
+-- One email by id
+SELECT * FROM mail.get_email(%(id)s)

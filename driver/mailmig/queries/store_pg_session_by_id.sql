@@ -1,0 +1,2 @@
+-- One session by its id
+SELECT * FROM mail.find_session(%(id)s)

@@ -1,0 +1,2 @@
+-- Delete one email by id
+DELETE FROM emails WHERE id = :id

@@ -1,0 +1,491 @@
+"""The store: the same behaviour from SQLite (the legacy files), PostgreSQL (the mail.*
+functions) and dual mode, checked by the same tests run against each; then what each
+backend must do on its own (legacy forms and FTS5 in SQLite, one round trip and the
+pool in PostgreSQL, counting and falling back in dual mode)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import threading
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from mailmig.store import (
+    AddressTaken,
+    NewEmail,
+    PoolSettings,
+    PostgresBackend,
+    SQLiteBackend,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    create_legacy_files,
+)
+from mailmig.store.fts_query import to_fts5
+
+INBOX = "me@tempmail.test"
+OTHER = "you@tempmail.test"
+T0 = datetime(2026, 11, 20, 10, 0, 0, tzinfo=timezone.utc)
+
+
+def email(n: int, to: str = INBOX, **kw) -> NewEmail:
+    values = dict(message_id=f"<m{n}@example.org>", from_address=f"sender{n}@example.org", to_address=to,
+                  subject=f"subject {n}", body=f"body number {n}", html=None,
+                  headers={"Subject": f"subject {n}", "X-N": str(n)}, raw_email=f"Subject: subject {n}\r\n\r\nbody",
+                  size=40 + n, created_at=T0 + timedelta(minutes=n))
+    values.update(kw)
+    return NewEmail(**values)
+
+
+@pytest.fixture(scope="module")
+def store_database(pg, template_db):
+    """One database for this module's tests (a clone per test costs ~0.5 s each)."""
+    janitor = DatabaseJanitor(user=pg.user, host=pg.host, port=pg.port, dbname="mailmig_test_store",
+                              template_dbname=template_db)
+    janitor.drop()
+    janitor.init()
+    yield pg.conninfo("mailmig_test_store")
+    janitor.drop()
+
+
+@pytest.fixture
+def dsn(store_database):
+    """The module's database, emptied: every test starts from no rows and fresh sequences."""
+    with psycopg.connect(store_database, autocommit=True) as conn:
+        conn.execute("TRUNCATE mail.emails, mail.accounts, mail.sessions RESTART IDENTITY CASCADE")
+        conn.execute("DROP ROLE IF EXISTS app_login")
+        conn.execute("DROP ROLE IF EXISTS reader_login")
+    return store_database
+
+
+@pytest.fixture
+def legacy_files(tmp_path):
+    emails_db, auth_db = tmp_path / "emails.db", tmp_path / "auth.db"
+    create_legacy_files(emails_db, auth_db)
+    return emails_db, auth_db
+
+
+def small_pool() -> PoolSettings:
+    return PoolSettings(min_size=0, max_size=4, timeout=2)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "dual"])
+def store(request, tmp_path):
+    mode = request.param
+    sqlite_backend = postgres_backend = None
+    if mode in ("sqlite", "dual"):
+        emails_db, auth_db = tmp_path / "emails.db", tmp_path / "auth.db"
+        create_legacy_files(emails_db, auth_db)
+        sqlite_backend = SQLiteBackend(emails_db, auth_db)
+    if mode in ("postgres", "dual"):
+        postgres_backend = PostgresBackend(request.getfixturevalue("dsn"), small_pool())
+    s = Store(mode, sqlite_backend, postgres_backend, shadow_read_rate=1.0 if mode == "dual" else 0.0)
+    yield s
+    if mode == "dual":
+        counters = s.counters()
+        assert counters["dual_postgres_write_failures"] == 0
+        assert counters["shadow_mismatches"] == 0 and counters["shadow_errors"] == 0
+        assert counters["read_fallbacks"] == 0
+    s.close()
+
+
+# -- the same behaviour from every mode -------------------------------------------------
+
+def test_an_email_round_trips_whole(store):
+    sent = email(1, subject="Grüße ✉ «quoted»", html="<p>hi</p>", headers={"Subject": "Grüße", "To": [INBOX, OTHER]},
+                 spam_score=0.125, created_at=datetime(2026, 11, 20, 10, 0, 0, 987654, tzinfo=timezone.utc))
+    new_id = store.save_email(sent)
+    got = store.get_email(new_id)
+    assert got.id == new_id
+    assert (got.message_id, got.from_address, got.to_address, got.subject, got.body, got.html) == (
+        sent.message_id, sent.from_address, sent.to_address, sent.subject, sent.body, sent.html)
+    assert got.headers == {"Subject": "Grüße", "To": [INBOX, OTHER]}
+    assert (got.raw_email, got.size, got.spam_score, got.starred, got.is_read) == (sent.raw_email, 41, 0.125, False, False)
+    assert got.created_at == datetime(2026, 11, 20, 10, 0, 0, tzinfo=timezone.utc)  # whole seconds, UTC
+    assert store.get_email(new_id + 1000) is None
+
+
+def test_created_at_defaults_to_now_at_whole_seconds(store):
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    got = store.get_email(store.save_email(email(1, created_at=None)))
+    assert got.created_at.microsecond == 0
+    assert before <= got.created_at <= datetime.now(timezone.utc)
+
+
+def test_a_duplicate_message_id_is_not_stored_and_not_an_error(store):
+    first = store.save_email(email(1))
+    assert first is not None
+    assert store.save_email(email(1, subject="again", to=OTHER)) is None
+    assert store.inbox(OTHER) == []
+    assert store.get_email(first).subject == "subject 1"
+    # within one batch: the first of a message_id is stored, the rest are duplicates
+    ids = store.save_emails([email(2), email(2, subject="twice"), email(3), email(1)])
+    assert ids[0] is not None and ids[2] is not None and ids[1] is None and ids[3] is None
+    assert [e.subject for e in store.inbox(INBOX)] == ["subject 3", "subject 2", "subject 1"]
+
+
+def test_message_ids_are_case_sensitive(store):
+    assert store.save_email(email(1, message_id="<Case@x>")) is not None
+    assert store.save_email(email(2, message_id="<case@x>")) is not None
+
+
+def test_a_batch_is_all_or_nothing(store):
+    with pytest.raises(ValueError, match="NUL"):
+        store.save_emails([email(1), email(2, body="a\x00b")])
+    assert store.inbox(INBOX) == []
+
+
+def test_inbox_is_newest_first_limited_and_only_its_own(store):
+    ids = store.save_emails([email(n) for n in range(1, 8)] + [email(50, to=OTHER)])
+    assert len(set(ids)) == 8
+    inbox = store.inbox(INBOX, limit=5)
+    assert [e.subject for e in inbox] == [f"subject {n}" for n in (7, 6, 5, 4, 3)]
+    assert [e.to_address for e in store.inbox(OTHER)] == [OTHER]
+    assert store.inbox("nobody@tempmail.test") == []
+
+
+def test_same_second_ties_are_newest_id_first(store):
+    ids = store.save_emails([email(n, created_at=T0) for n in range(1, 4)])
+    assert [e.id for e in store.inbox(INBOX)] == sorted(ids, reverse=True)
+
+
+def test_flags_and_delete(store):
+    a, b = store.save_emails([email(1), email(2)])
+    assert store.mark_read(a) is True
+    assert store.star(b) is True
+    assert (store.get_email(a).is_read, store.get_email(a).starred) == (True, False)
+    assert (store.get_email(b).is_read, store.get_email(b).starred) == (False, True)
+    assert store.mark_read(a, False) and store.get_email(a).is_read is False
+    assert store.delete_email(a) is True
+    assert store.get_email(a) is None
+    assert store.delete_email(a) is False
+    assert store.mark_read(a) is False and store.star(a) is False
+    # the id is free again for nobody: a new email gets a new id
+    assert store.save_email(email(3)) not in (a, b)
+
+
+SEARCH_MAIL = [
+    ("Invoice payment due", "Please pay the invoice by Friday", INBOX),
+    ("Payment received", "Thanks, your payment arrived", INBOX),
+    ("Weekly newsletter", "Nothing about money here, only cats and dogs", INBOX),
+    ("Invoice reminder", "The invoice payment is late", OTHER),
+    ("Überweisung", "Die Rechnung über 20 EUR ist bezahlt", OTHER),
+]
+
+
+@pytest.fixture
+def searchable(store):
+    ids = store.save_emails([email(n, subject=s, body=b, to=to) for n, (s, b, to) in enumerate(SEARCH_MAIL)])
+    return store, ids
+
+
+SEARCHES = [
+    ("invoice", None, {0, 3}),
+    ("INVOICE Payment", None, {0, 3}),
+    ('"invoice payment"', None, {0, 3}),
+    ('"payment invoice"', None, set()),
+    ("payment -invoice", None, {1}),
+    ("cats or rechnung", None, {2, 4}),
+    ("invoice", INBOX, {0}),
+    ("überweisung", None, {4}),
+    ("", None, set()),
+    ('NEAR( "x" ) AND OR * ^ :', None, set()),
+]
+
+
+def test_search_finds_the_same_emails(searchable):
+    store, ids = searchable
+    for query, address, expected in SEARCHES:
+        hits = store.search(query, address)
+        assert {ids.index(h.id) for h in hits} == expected, query
+        assert [h.rank for h in hits] == sorted((h.rank for h in hits), reverse=True), query
+
+
+def test_search_of_only_negations_is_a_known_difference(searchable):
+    """FTS5 has no "everything but": SQLite finds nothing where PostgreSQL finds the rest."""
+    store, ids = searchable
+    store.shadow_read_rate = 0.0
+    expected = set() if store.mode == "sqlite" else {1, 2, 4}
+    assert {ids.index(h.id) for h in store.search("-invoice")} == expected
+
+
+def test_search_keeps_the_index_in_step_with_deletes(searchable):
+    store, ids = searchable
+    store.delete_email(ids[0])
+    assert {ids.index(h.id) for h in store.search("invoice")} == {3}
+
+
+def test_accounts(store):
+    account = store.create_account(domain="tempmail.test", expires_at=T0 + timedelta(days=1))
+    assert account.email.endswith("@tempmail.test") and len(account.token) == 64
+    assert account.token not in repr(account)
+    assert account.is_active and account.expires_at == T0 + timedelta(days=1)
+    assert store.find_account_by_address(account.email) == account
+    assert store.find_account_by_address(account.email.upper().replace("@TEMPMAIL.TEST", "@tempmail.test")) == account
+    assert store.find_account_by_token(account.token) == account
+    assert store.find_account_by_token("nope") is None
+    assert store.find_account_by_token("") is None
+    assert store.find_account_by_address("nobody@tempmail.test") is None
+    other = store.create_account(domain="tempmail.test")
+    assert other.email != account.email and other.token != account.token
+
+
+def test_account_addresses_fold_ascii_case_only(store):
+    store.create_account(email="Bob@tempmail.test")
+    with pytest.raises(AddressTaken):
+        store.create_account(email="bob@TEMPMAIL.test")
+    upper = store.create_account(email="Ärger@tempmail.test")
+    lower = store.create_account(email="ärger@tempmail.test")  # distinct under NOCASE
+    assert upper.id != lower.id
+    assert store.find_account_by_address("ärger@tempmail.test").id == lower.id
+
+
+def test_sessions(store):
+    account = store.create_account(domain="tempmail.test")
+    session = store.create_session(account.id, expires_at=T0, ip="127.0.0.1", user_agent="curl/8")
+    assert session.id not in repr(session)
+    found = store.find_session(session.id)
+    assert found == session and found.account_id == account.id and found.ip == "127.0.0.1"
+    assert store.find_session("nope") is None
+    with pytest.raises(StoreError):
+        store.create_session(account.id + 999)
+
+
+# -- SQLite: the legacy files as the app writes them ---------------------------------------
+
+def test_sqlite_writes_the_legacy_forms_and_keeps_fts5_in_step(legacy_files):
+    emails_db, auth_db = legacy_files
+    backend = SQLiteBackend(emails_db, auth_db)
+    a, b = backend.save_emails([email(1, starred=True), email(2)])
+    backend.mark_read(b)
+    backend.delete_email(a)
+    backend.save_email(email(3, subject="löschen später"))
+    backend.create_account(email="x@tempmail.test", expires_at=T0)
+    backend.close()
+    with sqlite3.connect(emails_db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        row = conn.execute("SELECT created_at, starred, is_read, headers, typeof(size) FROM emails WHERE id = ?",
+                           (b,)).fetchone()
+        assert row == ("2026-11-20 10:02:00", 0, 1, json.dumps({"Subject": "subject 2", "X-N": "2"}), "integer")
+        # the external-content index matches the table exactly
+        conn.execute("INSERT INTO emails_fts (emails_fts, rank) VALUES ('integrity-check', 1)")
+        assert conn.execute("SELECT rowid FROM emails_fts WHERE emails_fts MATCH 'löschen'").fetchall() == [(b + 1,)]
+        assert conn.execute("SELECT count(*) FROM emails_fts WHERE emails_fts MATCH 'subject'").fetchone()[0] == 1
+    with sqlite3.connect(auth_db) as conn:
+        assert conn.execute("SELECT created_at IS NOT NULL, expires_at, is_active FROM accounts").fetchone() == (
+            1, "2026-11-20 10:00:00", 1)
+
+
+def test_sqlite_reads_every_legacy_form(legacy_files):
+    emails_db, auth_db = legacy_files
+    with sqlite3.connect(emails_db) as conn:
+        conn.executemany(
+            "INSERT INTO emails (id, message_id, from_address, to_address, subject, headers, starred, is_read,"
+            " spam_score, size, created_at) VALUES (?, ?, 'f', ?, CAST(? AS TEXT), ?, ?, ?, ?, ?, ?)",
+            [(1, "<a>", INBOX, b"bad \xff byte", "not json", "true", 2, "high", 12.0, "2026-11-20T10:00:00Z"),
+             (2, "<b>", INBOX, b"nul \x00 here", '{"a": 1}', "maybe", 0, 0.5, None, 1795000000123),
+             (3, "<c>", INBOX, b"ok", None, 1, None, None, "big", "2026-11-20 09:00:00.250+01:00")])
+    backend = SQLiteBackend(emails_db, auth_db)
+    one, two, three = (backend.get_email(i) for i in (1, 2, 3))
+    assert (one.subject, one.headers, one.starred, one.is_read, one.spam_score, one.size) == (
+        "bad \ufffd byte", None, True, True, None, 12)
+    assert one.created_at == datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+    assert (two.subject, two.headers, two.starred, two.is_read, two.spam_score) == ("nul \ufffd here", {"a": 1}, None,
+                                                                                      False, 0.5)
+    assert two.created_at == datetime.fromtimestamp(1795000000.123, timezone.utc)
+    assert three.created_at == datetime(2026, 11, 20, 8, 0, 0, 250000, tzinfo=timezone.utc)
+    assert three.size is None
+    # mixed legacy forms sort as SQLite compares them (numbers before text): not by instant
+    assert sorted(e.id for e in backend.inbox(INBOX)) == [1, 2, 3]
+    backend.close()
+
+
+def test_sqlite_refuses_a_missing_file(tmp_path):
+    with pytest.raises(StoreError, match="emails.db"):
+        SQLiteBackend(tmp_path / "emails.db", tmp_path / "auth.db")
+
+
+def test_sqlite_busy_beyond_the_timeout_is_unavailable(legacy_files):
+    emails_db, auth_db = legacy_files
+    backend = SQLiteBackend(emails_db, auth_db, busy_timeout_ms=200)
+    locker = sqlite3.connect(emails_db, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreUnavailable, match="locked"):
+            backend.save_email(email(1))
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert backend.save_email(email(1)) is not None
+    backend.close()
+
+
+def test_fts5_query_translation():
+    assert to_fts5("invoice payment") == '("invoice" AND "payment")'
+    assert to_fts5('"late invoice" -paid or x-ray') == '(("late invoice") NOT "paid") OR ("x ray")'
+    assert to_fts5('" ( ) * :') is None
+    assert to_fts5("-only") is None
+
+
+# -- PostgreSQL: functions, one round trip, the pool ---------------------------------------
+
+def test_postgres_batch_is_one_statement(dsn):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute("SELECT pg_stat_statements_reset()")
+    backend = PostgresBackend(dsn, small_pool())
+    ids = backend.save_emails([email(n) for n in range(100)])
+    assert len(set(ids)) == 100
+    backend.close()
+    with psycopg.connect(dsn) as conn:
+        calls = conn.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE "
+                             "'%mail.insert_emails%' AND query NOT LIKE '%pg_stat_statements%'").fetchone()[0]
+        assert calls == 1
+        assert conn.execute("SELECT count(*) FROM mail.emails").fetchone()[0] == 100
+
+
+def test_postgres_keeps_given_ids_and_whole_seconds(dsn):
+    backend = PostgresBackend(dsn, small_pool())
+    assert backend.save_emails([email(1), email(2)], ids=[1000, 2000]) == [1000, 2000]
+    assert backend.save_email(email(3), id=3000) == 3000
+    assert backend.get_email(2000).message_id == "<m2@example.org>"
+    backend.close()
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM mail.emails WHERE created_at <> date_trunc('second', created_at)"
+                            ).fetchone()[0] == 0
+
+
+def test_the_functions_work_from_psql_for_mail_app(dsn):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE ROLE app_login LOGIN IN ROLE mail_app")
+        conn.execute("CREATE ROLE reader_login LOGIN IN ROLE mail_readonly")
+    params = psycopg.conninfo.conninfo_to_dict(dsn)
+
+    def psql(user, sql):
+        return subprocess.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", params["host"], "-p",
+                               str(params["port"]), "-U", user, "-d", params["dbname"], "-c", sql],
+                              capture_output=True, text=True)
+
+    script = ("SELECT mail.insert_emails('[{\"message_id\": \"<p1>\", \"from_address\": \"f@x\", "
+              "\"to_address\": \"psql@x\", \"subject\": \"from psql\"}]');"
+              "SELECT subject FROM mail.inbox_emails('psql@x');"
+              "SELECT mail.create_account('psql@x', 'tok');"
+              "SELECT email FROM mail.find_account_by_token('tok');")
+    done = psql("app_login", script)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1:] == ["from psql", "1", "psql@x"]
+    refused = psql("reader_login", "SELECT * FROM mail.find_account_by_token('tok')")
+    assert refused.returncode != 0 and "permission denied" in refused.stderr
+    assert psql("reader_login", "SELECT count(*) FROM mail.inbox_emails('psql@x')").stdout.strip() == "1"
+
+
+def test_the_pool_never_exceeds_its_size_and_reports_usage(dsn):
+    backend = PostgresBackend(dsn, PoolSettings(min_size=0, max_size=3, timeout=5))
+    errors = []
+
+    def writer(n):
+        try:
+            for k in range(5):
+                backend.save_email(email(n * 100 + k))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    usage = backend.pool_usage()
+    backend.close()
+    assert errors == []
+    assert usage["borrows"] == 60 and usage["in_use"] == 0
+    assert 1 <= usage["peak_in_use"] <= 3 and usage["max_size"] == 3
+    assert 0 < usage["average_in_use"] <= 3
+
+
+def test_the_pool_wait_fails_after_its_timeout(dsn):
+    backend = PostgresBackend(dsn, PoolSettings(min_size=0, max_size=1, timeout=0.5))
+    with backend.pool.connection():
+        with pytest.raises(StoreUnavailable, match="no connection within 0.5 s"):
+            backend.get_email(1)
+    assert backend.pool_usage()["wait_timeouts"] == 1
+    backend.close()
+
+
+# -- dual mode: SQLite first, PostgreSQL with the same ids, failures counted --------------------
+
+def test_dual_writes_the_same_ids_to_both_stores(dsn, legacy_files):
+    store = Store("dual", SQLiteBackend(*legacy_files), PostgresBackend(dsn, small_pool()))
+    ids = store.save_emails([email(1), email(2)])
+    account = store.create_account(domain="tempmail.test")
+    store.close()
+    with sqlite3.connect(legacy_files[0]) as conn:
+        assert [r[0] for r in conn.execute("SELECT id FROM emails ORDER BY id")] == ids
+    with psycopg.connect(dsn) as conn:
+        assert [r[0] for r in conn.execute("SELECT id FROM mail.emails ORDER BY id")] == ids
+        assert conn.execute("SELECT id, email FROM mail.accounts").fetchall() == [(account.id, account.email)]
+    assert store.counters()["writes_sqlite"] == 2 and store.counters()["writes_postgres"] == 2  # one per call
+
+
+def unreachable_postgres(tmp_path) -> PostgresBackend:
+    """A pool aimed at a socket directory where no server listens: every call fails."""
+    return PostgresBackend(f"host={tmp_path} port=1 dbname=x user=x", PoolSettings(min_size=0, max_size=2, timeout=0.5))
+
+
+def test_dual_counts_a_postgres_failure_and_still_succeeds(legacy_files, tmp_path):
+    store = Store("dual", SQLiteBackend(*legacy_files), unreachable_postgres(tmp_path), pg_down_backoff=60)
+    first = store.save_email(email(1))
+    second = store.save_email(email(2))  # within the backoff: not even tried
+    assert first and second
+    got = store.get_email(first)  # PostgreSQL is down: answered by SQLite
+    assert got.subject == "subject 1"
+    counters = store.counters()
+    store.close()
+    assert counters["writes_sqlite"] == 2
+    assert counters["dual_postgres_write_failures"] == 2 and counters["dual_postgres_writes_skipped"] == 1
+    assert counters["read_fallbacks"] == 1 and counters["reads_sqlite"] == 1
+
+
+def test_dual_read_falls_back_when_postgres_fails(legacy_files, tmp_path, dsn):
+    store = Store("dual", SQLiteBackend(*legacy_files), PostgresBackend(dsn, small_pool()))
+    new_id = store.save_email(email(1))
+    store.postgres.close()
+    store.postgres = unreachable_postgres(tmp_path)
+    assert store.get_email(new_id).subject == "subject 1"
+    assert store.counters()["read_failures"] == 1 and store.counters()["read_fallbacks"] == 1
+    store.close()
+
+
+def test_dual_shadow_reads_count_a_real_difference(dsn, legacy_files, caplog):
+    store = Store("dual", SQLiteBackend(*legacy_files), PostgresBackend(dsn, small_pool()), shadow_read_rate=1.0)
+    account = store.create_account(domain="tempmail.test")
+    new_id = store.save_email(email(1))
+    assert store.get_email(new_id).subject == "subject 1"
+    assert store.counters()["shadow_mismatches"] == 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE mail.emails SET subject = 'changed behind the store' WHERE id = %s", (new_id,))
+        conn.execute("UPDATE mail.accounts SET is_active = false")
+    with caplog.at_level("WARNING", logger="mailmig.store"):
+        assert store.get_email(new_id).subject == "changed behind the store"
+        store.find_account_by_token(account.token)
+    assert store.counters()["shadow_reads"] == 3 and store.counters()["shadow_mismatches"] == 2
+    assert account.token not in caplog.text
+    store.close()
+
+
+def test_mode_switch_needs_a_working_backend(legacy_files, tmp_path, dsn):
+    store = Store("sqlite", SQLiteBackend(*legacy_files), open_postgres=lambda: unreachable_postgres(tmp_path))
+    with pytest.raises(StoreUnavailable):
+        store.switch_mode("postgres")
+    assert store.mode == "sqlite"
+    store.postgres.close()
+    store.postgres = PostgresBackend(dsn, small_pool())
+    assert store.switch_mode("postgres") == "sqlite"
+    new_id = store.save_email(email(1))
+    assert store.sqlite.get_email(new_id) is None and store.postgres.get_email(new_id).id == new_id
+    store.close()
