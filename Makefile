@@ -28,7 +28,7 @@ LOAD_ARGS ?=
 VALIDATE_ARGS ?=
 
 .PHONY: help setup system venv demo demo-data db-up db-down db-status schema load validate \
-        cron-install test test-unit test-func bench-load bench-validate bench-demo-data clean distclean
+        cron-install reverse-capture-install test test-unit test-func bench-load bench-validate bench-demo-data clean distclean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ validate: db-up ## compare every row and column of the last load with its snapsh
 
 cron-install: schema ## install the pg_cron maintenance jobs (not part of load)
 	$(MAILMIG) cron install
+
+reverse-capture-install: schema ## record PostgreSQL's changes for a rollback (before the cut-over)
+	$(MAILMIG) reverse-capture install
 
 test: setup ## every test that does not need seed-scale data (unit + functional, real servers)
 	$(VENV)/bin/pytest

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "mailmig.load",
     "mailmig.validate",
     "mailmig.cron",
+    "mailmig.reverse_sync",  # after the forward sync: it adds --reverse to `sync`
 ]
 
 EPILOG = """\

@@ -1,0 +1,2 @@
+-- clock_now: the server's clock now (not the transaction's start)
+SELECT clock_timestamp()
