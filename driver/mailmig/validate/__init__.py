@@ -27,12 +27,14 @@ The modules, one capability each:
   digest       bucket sums of both sides, at once
   drilldown    the rows of the differing buckets, compared column by column
   run          one validation (run_validate) and its report
+  keys         the rows of a set of keys only (validate_keys: the cut-over's check)
   command      `mailmig validate` and the summary it prints
 """
 
 from mailmig.validate.command import add_commands, cmd_validate, summary_lines
 from mailmig.validate.digest import row_digest
 from mailmig.validate.jsonb import jsonb_text, pg_json_string, pg_numeric_text
+from mailmig.validate.keys import validate_keys
 from mailmig.validate.rules import (
     CANONICALIZERS,
     Reject,
@@ -55,5 +57,5 @@ __all__ = [
     "canon_flag", "canon_float", "canon_int", "canon_json", "canon_repaired", "canon_text",
     "canon_timestamp", "canon_timestamp_required", "cmd_validate", "jsonb_text", "pg_json_string",
     "pg_numeric_text", "replace_bad_bytes", "resolve_sources", "row_digest", "run_validate",
-    "summary_lines",
+    "summary_lines", "validate_keys",
 ]

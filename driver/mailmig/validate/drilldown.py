@@ -86,6 +86,13 @@ def drill_down(spec: TableSpec, src_conn, pg_conn, buckets: list[int], book: Boo
 def _drill_chunk(spec, src_conn, pg_conn, buckets, book, diffs, found) -> None:
     expected, rejected = source_rows(spec, src_conn, buckets, book)
     actual = pg_rows(pg_conn, spec, buckets)
+    compare_rows(spec, expected, rejected, actual, diffs, found)
+
+
+def compare_rows(spec: TableSpec, expected: dict, rejected: set, actual: dict, diffs: Differences,
+                 found: dict) -> None:
+    """Name each missing, extra and changed row of `expected` (source key -> canonical
+    values) against `actual` (PostgreSQL key -> list of canonical rows)."""
     kinds = dict(spec.columns)
     for key in sorted(set(expected) | set(actual), key=lambda k: (len(k), k) if spec.int_key else k):
         want = expected.get(key)
