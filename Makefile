@@ -28,7 +28,8 @@ LOAD_ARGS ?=
 VALIDATE_ARGS ?=
 
 .PHONY: help setup system venv demo demo-data db-up db-down db-status schema load validate \
-        cron-install reverse-capture-install test test-unit test-func bench-load bench-validate bench-demo-data clean distclean
+        cron-install reverse-capture-install serve test test-unit test-func bench-load bench-validate bench-demo-data \
+        clean distclean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -77,6 +78,10 @@ cron-install: schema ## install the pg_cron maintenance jobs (not part of load)
 
 reverse-capture-install: schema ## record PostgreSQL's changes for a rollback (before the cut-over)
 	$(MAILMIG) reverse-capture install
+
+serve: schema ## the reference mail service: SMTP 127.0.0.1:2525, HTTP 127.0.0.1:4000 (DB_MODE=sqlite|dual|postgres)
+	@test -f $(EMAILS_DB) -a -f $(AUTH_DB) || $(MAKE) --no-print-directory demo-data
+	EMAILS_DB=$(EMAILS_DB) AUTH_DB=$(AUTH_DB) $(MAILMIG) serve
 
 test: setup ## every test that does not need seed-scale data (unit + functional, real servers)
 	$(VENV)/bin/pytest

@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "mailmig.validate",
     "mailmig.cron",
     "mailmig.reverse_sync",  # after the forward sync: it adds --reverse to `sync`
+    "mailmig.service",
+    "mailmig.service.client",
 ]
 
 EPILOG = """\
