@@ -211,9 +211,7 @@ def _adopt_legacy(conn: psycopg.Connection, migrations: list[SqlFile], progress)
 
 def fill_column_map(conn: psycopg.Connection, mapping_path: Path = DEFAULT_MAPPING) -> int:
     """migration.column_map := the mapping's columns (config/mapping.yaml is their one source)."""
-    rows = [(table.name, position, column, kind)
-            for table in load_mapping(mapping_path)
-            for position, (column, kind) in enumerate(table.columns.items(), 1)]
+    rows = [row for table in load_mapping(mapping_path) for row in table.column_map_rows()]
     with conn.transaction():
         conn.execute(queries.load("column_map_clear"))
         with conn.cursor() as cur:

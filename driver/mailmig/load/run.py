@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 
-from mailmig import snapshot, staging
+from mailmig import queries, snapshot, staging
 from mailmig.load import stages as stage
 from mailmig.load.clock import Stages
 from mailmig.load.report import print_report, write_report
@@ -44,8 +44,7 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
 
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("INSERT INTO migration.runs (run_id, kind) VALUES (%s, 'load')", (run.id,))
-        column_map = conn.execute(
-            "SELECT source_table, column_name, kind FROM migration.column_map").fetchall()
+        column_map = conn.execute(queries.load("column_map_rows")).fetchall()
     copier = None
     report = load.report
     try:
