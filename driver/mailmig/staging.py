@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from mailmig import queries
 from mailmig.config import PROJECT_ROOT, SCHEMA
 from mailmig.mapping import Table
 from mailmig.sqlite_source import column_list, connect_readonly, quote_identifier
@@ -39,10 +40,11 @@ class StagingError(RuntimeError):
     """Staging does not hold what the snapshot holds; the message names the table."""
 
 
-def truncate_staging(conninfo: str, tables: list[Table]) -> None:
+def prepare_staging(conninfo: str) -> list[tuple[str, int, bool]]:
+    """The staging tables made from the mapping (migration.column_map), empty:
+    (table, columns, made again?) per table."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        names = [sql.Identifier("staging", t.name) for t in tables]
-        conn.execute(sql.SQL("TRUNCATE {}, staging.hostile").format(sql.SQL(", ").join(names)))
+        return conn.execute(queries.load("staging_prepare")).fetchall()
 
 
 def store_hostile(conninfo: str, table: Table, rows: list[tuple[str, dict]]) -> int:

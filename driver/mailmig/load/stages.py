@@ -115,7 +115,9 @@ def fill_staging(load: Load, audits: dict[str, audit.TableAudit], copies: dict[s
     """Hostile rows stored whole, the rest through pgloader (or COPY) from the work copies,
     with the snapshot's integrity check beside it; then every table counted."""
     def do_staging():
-        staging.truncate_staging(load.conninfo, load.tables)
+        for table, columns, remade in staging.prepare_staging(load.conninfo):
+            if remade:
+                load.progress(f"   staging.{table} made from the mapping ({columns} columns)")
         for table in load.tables:
             staging.store_hostile(load.conninfo, table, audits[table.name].hostile)
         jobs = []
