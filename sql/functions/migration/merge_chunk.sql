@@ -1,7 +1,8 @@
 SET LOCAL ROLE mail_owner;
 
 -- One block range [p_first_block, p_last_block) of staging.<p_table>: plain rows in one
--- set-based INSERT, the others (or all, when that INSERT fails) through merge_row.
+-- set-based INSERT, the others (or all, when that INSERT fails) through merge_row. Both
+-- statements come from migration.merge_statements (the mapping's columns and kinds).
 CREATE OR REPLACE FUNCTION migration.merge_chunk(p_run_id text, p_table text,
                                       p_first_block bigint, p_last_block bigint)
 RETURNS migration.merge_counts
@@ -17,70 +18,8 @@ DECLARE
   v_total bigint;
 BEGIN
   /* The unit of work of the merge: one transaction, safe to repeat after a crash. */
-  IF p_table = 'emails' THEN
-    v_fast_sql := $q$
-      INSERT INTO mail.emails (id, message_id, from_address, to_address, subject, body, html,
-                               headers, raw_email, size, starred, is_read, spam_score, created_at)
-      SELECT s.id::bigint, s.message_id, s.from_address, s.to_address, s.subject, s.body, s.html,
-             s.headers::jsonb, s.raw_email, s.size::bigint, s.starred = '1', s.is_read = '1',
-             s.spam_score::float8, t.ts
-      FROM staging.emails s
-      CROSS JOIN LATERAL (SELECT migration.timestamp_fast(s.created_at) AS ts) t
-      WHERE s.ctid >= $1 AND s.ctid < $2
-        AND t.ts IS NOT NULL
-        AND (s.starred IS NULL OR s.starred IN ('0', '1'))
-        AND (s.is_read IS NULL OR s.is_read IN ('0', '1'))
-        AND NOT EXISTS (SELECT 1 FROM mail.message_id_guard g WHERE g.message_id = s.message_id)$q$;
-    v_rest_sql := $q$
-      SELECT s.id AS key, to_jsonb(s) AS row FROM staging.emails s
-      WHERE s.ctid >= $1 AND s.ctid < $2
-        AND ($3 OR migration.timestamp_fast(s.created_at) IS NULL
-             OR s.starred NOT IN ('0', '1') OR s.is_read NOT IN ('0', '1')
-             OR EXISTS (SELECT 1 FROM mail.message_id_guard g
-                        WHERE g.message_id = s.message_id AND g.email_id IS DISTINCT FROM s.id::bigint))$q$;
-  ELSIF p_table = 'accounts' THEN
-    v_fast_sql := $q$
-      INSERT INTO mail.accounts (id, email, password_hash, token, created_at, expires_at,
-                                 last_login_at, is_active)
-      SELECT s.id::bigint, s.email, s.password_hash, s.token, c.ts, e.ts, l.ts, s.is_active = '1'
-      FROM staging.accounts s
-      CROSS JOIN LATERAL (SELECT migration.timestamp_fast(s.created_at) AS ts) c
-      CROSS JOIN LATERAL (SELECT migration.timestamp_fast(s.expires_at) AS ts) e
-      CROSS JOIN LATERAL (SELECT migration.timestamp_fast(s.last_login_at) AS ts) l
-      WHERE s.ctid >= $1 AND s.ctid < $2
-        AND (s.created_at IS NULL OR c.ts IS NOT NULL)
-        AND (s.expires_at IS NULL OR e.ts IS NOT NULL)
-        AND (s.last_login_at IS NULL OR l.ts IS NOT NULL)
-        AND (s.is_active IS NULL OR s.is_active IN ('0', '1'))
-        AND NOT EXISTS (SELECT 1 FROM mail.accounts a WHERE a.id = s.id::bigint)$q$;
-    v_rest_sql := $q$
-      SELECT s.id AS key, to_jsonb(s) AS row FROM staging.accounts s
-      WHERE s.ctid >= $1 AND s.ctid < $2
-        AND ($3 OR (s.created_at IS NOT NULL AND migration.timestamp_fast(s.created_at) IS NULL)
-             OR (s.expires_at IS NOT NULL AND migration.timestamp_fast(s.expires_at) IS NULL)
-             OR (s.last_login_at IS NOT NULL AND migration.timestamp_fast(s.last_login_at) IS NULL)
-             OR s.is_active NOT IN ('0', '1'))$q$;
-  ELSIF p_table = 'sessions' THEN
-    v_fast_sql := $q$
-      INSERT INTO mail.sessions (id, account_id, created_at, expires_at, ip, user_agent)
-      SELECT s.id, s.account_id::bigint, c.ts, e.ts, s.ip, s.user_agent
-      FROM staging.sessions s
-      CROSS JOIN LATERAL (SELECT migration.timestamp_fast(s.created_at) AS ts) c
-      CROSS JOIN LATERAL (SELECT migration.timestamp_fast(s.expires_at) AS ts) e
-      WHERE s.ctid >= $1 AND s.ctid < $2
-        AND (s.created_at IS NULL OR c.ts IS NOT NULL)
-        AND (s.expires_at IS NULL OR e.ts IS NOT NULL)
-        AND EXISTS (SELECT 1 FROM mail.accounts a WHERE a.id = s.account_id::bigint)
-        AND NOT EXISTS (SELECT 1 FROM mail.sessions x WHERE x.id = s.id)$q$;
-    v_rest_sql := $q$
-      SELECT s.id AS key, to_jsonb(s) AS row FROM staging.sessions s
-      WHERE s.ctid >= $1 AND s.ctid < $2
-        AND ($3 OR (s.created_at IS NOT NULL AND migration.timestamp_fast(s.created_at) IS NULL)
-             OR (s.expires_at IS NOT NULL AND migration.timestamp_fast(s.expires_at) IS NULL)
-             OR NOT EXISTS (SELECT 1 FROM mail.accounts a WHERE a.id = s.account_id::bigint))$q$;
-  ELSE
-    RAISE EXCEPTION 'unknown source table %', p_table;
-  END IF;
+  SELECT m.insert_plain, m.select_rest INTO v_fast_sql, v_rest_sql
+  FROM migration.merge_statements(p_table) m;
 
   EXECUTE format('SELECT count(*) FROM staging.%I s WHERE s.ctid >= $1 AND s.ctid < $2', p_table)
     INTO v_total USING v_lo, v_hi;

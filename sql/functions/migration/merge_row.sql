@@ -38,7 +38,7 @@ BEGIN
   ELSIF migration.row_present(p_table, p_key) THEN
     RETURN 'present';
   END IF;
-  FOR v_col IN SELECT column_name, kind FROM migration.column_map
+  FOR v_col IN SELECT column_name, target_column, kind FROM migration.column_map
                WHERE source_table = p_table ORDER BY position LOOP
     v_conv := migration.convert_value(v_col.kind, p_row->v_col.column_name);
     IF v_conv.sqlstate IS NOT NULL THEN
@@ -51,9 +51,9 @@ BEGIN
       END IF;
       RETURN 'rejected';
     END IF;
-    v_values := v_values || jsonb_build_object(v_col.column_name, v_conv.value);
+    v_values := v_values || jsonb_build_object(v_col.target_column, v_conv.value);
     IF v_conv.value IS NULL THEN
-      v_sql_nulls := v_sql_nulls || v_col.column_name::text;
+      v_sql_nulls := v_sql_nulls || v_col.target_column;
     END IF;
     IF v_conv.rule IS NOT NULL THEN
       v_repairs := v_repairs || jsonb_build_array(jsonb_build_object(
@@ -62,18 +62,19 @@ BEGIN
     END IF;
   END LOOP;
 
-  SELECT string_agg(quote_ident(column_name), ', ' ORDER BY position),
+  SELECT string_agg(quote_ident(target_column), ', ' ORDER BY position),
          -- jsonb_populate_record turns a JSON null into SQL NULL: json columns are taken
          -- from the object itself, SQL NULL only where the converted value was SQL NULL
          string_agg(CASE WHEN kind = 'json'
-                         THEN format('CASE WHEN %L = ANY ($2) THEN NULL ELSE $1 -> %L END', column_name, column_name)
-                         ELSE 'r.' || quote_ident(column_name) END, ', ' ORDER BY position)
+                         THEN format('CASE WHEN %L = ANY ($2) THEN NULL ELSE $1 -> %L END', target_column, target_column)
+                         ELSE 'r.' || quote_ident(target_column) END, ', ' ORDER BY position)
   INTO v_columns, v_select
   FROM migration.column_map WHERE source_table = p_table;
   IF p_replace AND p_table = 'accounts' THEN
-    SELECT format(' ON CONFLICT (id) DO UPDATE SET (%s) = ROW(%s)',
-                  string_agg(quote_ident(column_name), ', ' ORDER BY position),
-                  string_agg('EXCLUDED.' || quote_ident(column_name), ', ' ORDER BY position))
+    SELECT format(' ON CONFLICT (%I) DO UPDATE SET (%s) = ROW(%s)',
+                  max(target_column) FILTER (WHERE is_key),
+                  string_agg(quote_ident(target_column), ', ' ORDER BY position),
+                  string_agg('EXCLUDED.' || quote_ident(target_column), ', ' ORDER BY position))
     INTO v_upsert
     FROM migration.column_map WHERE source_table = p_table;
   END IF;
