@@ -325,6 +325,32 @@ def test_sqlite_busy_beyond_the_timeout_is_unavailable(legacy_files):
     backend.close()
 
 
+def test_expire_emails_removes_the_same_month_from_each_backend(dsn, legacy_files):
+    """Retention as each store runs it (SQLite: one DELETE with FTS5 in step; PostgreSQL:
+    mail.drop_expired_partitions): the same August rows go, the November ones stay."""
+    emails_db, auth_db = legacy_files
+    august = datetime(2026, 8, 10, 12, 0, tzinfo=timezone.utc)
+    rows = [email(n, created_at=august + timedelta(days=n)) for n in range(3)] + [email(n) for n in range(3, 5)]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT mail.ensure_partitions_for_months(ARRAY['2026-08-01', '2026-11-01']::date[])")
+    sqlite_backend = SQLiteBackend(emails_db, auth_db)
+    postgres_backend = PostgresBackend(dsn, small_pool())
+    try:
+        now = datetime(2026, 9, 1, tzinfo=timezone.utc) + timedelta(days=90)
+        for backend in (sqlite_backend, postgres_backend):
+            backend.save_emails(rows)
+            assert backend.expire_emails(timedelta(days=90), now) == 3
+            assert sorted(e.message_id for e in backend.inbox(INBOX)) == ["<m3@example.org>", "<m4@example.org>"]
+            assert [h.message_id for h in backend.search("number")] != []
+            assert backend.expire_emails(timedelta(days=90), now) == 0
+    finally:
+        sqlite_backend.close()
+        postgres_backend.close()
+    with sqlite3.connect(emails_db) as conn:
+        conn.execute("INSERT INTO emails_fts (emails_fts, rank) VALUES ('integrity-check', 1)")
+        assert conn.execute("SELECT count(*) FROM emails_fts WHERE emails_fts MATCH 'number'").fetchone()[0] == 2
+
+
 def test_fts5_query_translation():
     assert to_fts5("invoice payment") == '("invoice" AND "payment")'
     assert to_fts5('"late invoice" -paid or x-ray') == '(("late invoice") NOT "paid") OR ("x ray")'

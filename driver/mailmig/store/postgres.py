@@ -16,7 +16,7 @@ import json
 import threading
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
 
 import psycopg
@@ -265,6 +265,13 @@ class PostgresBackend:
 
     def delete_email(self, email_id: int) -> bool:
         return bool(self._one("store_pg_delete_email", {"id": int(email_id)}))
+
+    def expire_emails(self, keep: timedelta = timedelta(days=90), now: datetime | None = None) -> int:
+        """Retention as PostgreSQL runs it: `mail.drop_expired_partitions(keep, now)` drops
+        the monthly partitions wholly older than `now - keep` (a month partly inside the
+        retention stays until it is wholly out). Returns the rows dropped."""
+        rows = self._rows("store_pg_drop_expired", {"keep": keep, "now": now or utc_now()})
+        return sum(int(r[1] or 0) for r in rows)
 
     # -- accounts and sessions ----------------------------------------------------
     def create_account(self, *, domain: str | None = None, email: str | None = None, token: str | None = None,

@@ -23,7 +23,7 @@ import codecs
 import json
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -338,6 +338,21 @@ class SQLiteBackend:
             return conn.execute(delete, {"id": int(email_id)}).rowcount
 
         return self._write("emails", work) > 0
+
+    def expire_emails(self, keep: timedelta = timedelta(days=90), now: datetime | None = None) -> int:
+        """Retention as the legacy service runs it: one transaction deleting every email
+        created before `now - keep` (and its FTS5 entry). Holds the file's write lock for
+        the whole DELETE. Returns the rows deleted."""
+        cutoff = sqlite_time((now or utc_now()) - keep)
+        unindex = queries.load("store_sqlite_fts_delete_before")
+        delete = queries.load("store_sqlite_delete_before")
+
+        def work(conn):
+            if self.has_fts:
+                conn.execute(unindex, {"cutoff": cutoff})
+            return conn.execute(delete, {"cutoff": cutoff}).rowcount
+
+        return self._write("emails", work)
 
     # -- accounts and sessions ----------------------------------------------------
     def create_account(self, *, domain: str | None = None, email: str | None = None, token: str | None = None,
