@@ -305,6 +305,26 @@ def test_sqlite_reads_every_legacy_form(legacy_files):
     backend.close()
 
 
+def test_sqlite_connections_are_reused_across_short_lived_threads(legacy_files):
+    backend = SQLiteBackend(*legacy_files)
+    for n in range(30):  # one thread per request, as an HTTP server does
+        thread = threading.Thread(target=backend.save_email, args=(email(n),))
+        thread.start()
+        thread.join()
+    assert backend.status()["connections"] == 1
+    threads = [threading.Thread(target=backend.inbox, args=(INBOX,)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 1 <= backend.status()["connections"] <= 8
+    assert len(backend.inbox(INBOX, limit=100)) == 30
+    backend.close()
+    assert backend.status()["connections"] == 0
+    with pytest.raises(StoreUnavailable, match="closed"):
+        backend.get_email(1)
+
+
 def test_sqlite_refuses_a_missing_file(tmp_path):
     with pytest.raises(StoreError, match="emails.db"):
         SQLiteBackend(tmp_path / "emails.db", tmp_path / "auth.db")

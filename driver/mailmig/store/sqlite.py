@@ -1,8 +1,9 @@
 """The SQLite backend: the legacy files, written exactly as the running service writes them.
 
-- Connections: journal_mode WAL, busy_timeout 5000 ms (the app's settings), one per
-  thread and file (sqlite3 connections are not shared between threads), foreign keys
-  enforced on auth.db so that a session of a missing account fails as in PostgreSQL.
+- Connections: journal_mode WAL, busy_timeout 5000 ms (the app's settings), borrowed
+  for one operation at a time and kept open for the next (as many per file as
+  operations ever ran at once), foreign keys enforced on auth.db so that a session of
+  a missing account fails as in PostgreSQL.
 - Writes run in `BEGIN IMMEDIATE` transactions: the write lock is taken up front, so a
   busy file waits busy_timeout instead of failing a read-to-write upgrade.
 - A duplicate message_id is not stored and not an error (the legacy
@@ -23,9 +24,10 @@ import codecs
 import json
 import sqlite3
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from mailmig import queries
 from mailmig.store.fts_query import to_fts5
@@ -190,20 +192,19 @@ class SQLiteBackend:
         for path in (self.emails_db, self.auth_db):
             if not path.is_file():
                 raise StoreError(f"{path}: no such SQLite file (generate one with `mailmig demo-data`)")
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._idle: dict[str, list[sqlite3.Connection]] = {"emails": [], "auth": []}
+        self._open_count = 0
         self._lock = threading.Lock()
         self._closed = False
-        self.has_fts = bool(self._conn("emails").execute(queries.load("store_sqlite_has_fts")).fetchone()[0])
+        with self._borrow("emails") as conn:
+            self.has_fts = bool(conn.execute(queries.load("store_sqlite_has_fts")).fetchone()[0])
 
     # -- connections --------------------------------------------------------------
-    def _conn(self, which: str) -> sqlite3.Connection:
-        conn = getattr(self._local, which, None)
-        if conn is not None:
-            return conn
-        if self._closed:
-            raise StoreUnavailable("the SQLite store is closed")
-        path = self.emails_db if which == "emails" else self.auth_db
+    # A connection is borrowed for one operation and given back: as many stay open as
+    # operations ever ran at once (sqlite3 connections must not be used by two threads
+    # at a time, and per-thread connections would leak with short-lived threads).
+    def _connect(self, which: str) -> sqlite3.Connection:
+        path = self._path(which)
         try:
             conn = sqlite3.connect(path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
                                    check_same_thread=False)
@@ -211,40 +212,65 @@ class SQLiteBackend:
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":
+                conn.close()
                 raise StoreError(f"{path}: journal_mode is {mode}, not wal")
             if which == "auth":
                 conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{path}: cannot open: {exc}") from exc
-        setattr(self._local, which, conn)
         with self._lock:
-            self._all.append(conn)
+            self._open_count += 1
         return conn
 
-    def close(self) -> None:
-        """Close every connection of every thread (call when no operation runs)."""
-        self._closed = True
+    @contextmanager
+    def _borrow(self, which: str) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
+            if self._closed:
+                raise StoreUnavailable("the SQLite store is closed")
+            idle = self._idle[which]
+            conn = idle.pop() if idle else None
+        if conn is None:
+            conn = self._connect(which)
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                if not self._closed and not conn.in_transaction:
+                    self._idle[which].append(conn)
+                    conn = None
+            if conn is not None:
+                self._discard(conn)
+
+    def _discard(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
+        with self._lock:
+            self._open_count -= 1
+
+    def close(self) -> None:
+        """Close the connections (operations still running close theirs when done)."""
+        with self._lock:
+            self._closed = True
+            idle = [c for conns in self._idle.values() for c in conns]
+            self._idle = {"emails": [], "auth": []}
+        for conn in idle:
+            self._discard(conn)
 
     def _write(self, which: str, work):
         """Run work(conn) in one BEGIN IMMEDIATE transaction."""
-        conn = self._conn(which)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
+            with self._borrow(which) as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                return result
         except sqlite3.IntegrityError:
             raise
         except sqlite3.OperationalError as exc:
@@ -254,7 +280,8 @@ class SQLiteBackend:
 
     def _read(self, which: str, name: str, params: dict) -> list:
         try:
-            return self._conn(which).execute(queries.load(name), params).fetchall()
+            with self._borrow(which) as conn:
+                return conn.execute(queries.load(name), params).fetchall()
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"{self._path(which)}: {exc}") from exc
         except sqlite3.Error as exc:
@@ -417,13 +444,14 @@ class SQLiteBackend:
     # -- status ------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         return {"emails_db": str(self.emails_db), "auth_db": str(self.auth_db), "fts": self.has_fts,
-                "busy_timeout_ms": self.busy_timeout_ms, "connections": len(self._all)}
+                "busy_timeout_ms": self.busy_timeout_ms, "connections": self._open_count}
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless both files answer a query."""
         for which in ("emails", "auth"):
             try:
-                self._conn(which).execute("SELECT 1").fetchone()
+                with self._borrow(which) as conn:
+                    conn.execute("SELECT 1").fetchone()
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"{self._path(which)}: {exc}") from exc
 
