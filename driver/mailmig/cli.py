@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "mailmig.reverse_sync",  # after the forward sync: it adds --reverse to `sync`
     "mailmig.service",
     "mailmig.service.client",
+    "mailmig.switch",  # cutover, rollback
 ]
 
 EPILOG = """\

@@ -179,6 +179,17 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "pgloader_dynamic_space_size": (_positive_int, 4096, None),
         "merge_jobs": (_positive_int, 2, None),
     },
+    "cutover": {
+        "control": (_choice("service", "hooks"), "service", None),
+        "hard_limit": (_seconds, 5.0, None),
+        "max_sync_lag": (_seconds, 1.5, None),
+        "max_heartbeat_age": (_seconds, 5.0, None),
+        "catch_up_timeout": (_seconds, 120.0, None),
+        "rollback_to": (_choice("sqlite", "dual"), "sqlite", None),
+        "pause_command": (_optional(str), None, None),
+        "resume_command": (_optional(str), None, None),
+        "switch_command": (_optional(str), None, None),
+    },
     "maintenance": {
         "retention": (_interval, "90 days", None),
         "premake_months": (_positive_int, 3, None),

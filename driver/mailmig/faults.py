@@ -1,7 +1,7 @@
 """Failpoints: named places where the fault tests make the driver fail on purpose.
 
-`MAILMIG_FAULTS="name=action[;name=action...]"` in the environment arms them; unset (always,
-in normal use) every point is a no-op. Actions:
+`MAILMIG_FAULTS="name=action[+action...][;name=...]"` in the environment arms them; unset
+(always, in normal use) every point is a no-op. Actions, done in the order given:
 
 - `kill`: print `fault <name>: kill` to stderr and SIGKILL this process (nothing after
   it runs: no finally, no atexit), so a test can prove the kill happened at that point;
@@ -40,9 +40,12 @@ def point(name: str) -> None:
     """Do what MAILMIG_FAULTS says for `name` (nothing when not armed)."""
     if ENV not in os.environ:
         return
-    action = _armed().get(name)
-    if not action:
-        return
+    for action in (_armed().get(name) or "").split("+"):
+        if action:
+            _do(name, action)
+
+
+def _do(name: str, action: str) -> None:
     if action == "kill":
         print(f"fault {name}: kill", file=sys.stderr, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
