@@ -144,6 +144,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "pool_timeout": (_seconds, 2.0, None),
         "pool_connect_timeout": (_positive_int, 2, None),
         "pool_check": (_bool, True, None),
+        "pool_reconnect_timeout": (_seconds, 5.0, None),
         "prepared_statements": (_bool, True, None),
         "sqlite_busy_timeout_ms": (_positive_int, 5000, None),
         "shadow_read_rate": (_fraction, 0.05, None),

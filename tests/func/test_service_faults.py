@@ -3,7 +3,10 @@ session's shared cluster must stay up for every other test)."""
 
 from __future__ import annotations
 
+import sqlite3
+import tempfile
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,13 +19,41 @@ from tests.func.service_process import ServiceProcess, message
 
 
 @pytest.fixture(scope="module")
-def own_cluster(tmp_path_factory):
-    cluster = Cluster(tmp_path_factory.mktemp("fault-pg"), free_port(), dbname="mailmig",
-                      extra_settings={"fsync": "off"})
-    cluster.start()
-    apply_sql(cluster.conninfo())
-    yield cluster
-    cluster.destroy()
+def own_cluster():
+    # not under pytest's tmp_path: a concurrent pytest run rotates /tmp/pytest-of-<user>
+    base = Path(tempfile.mkdtemp(prefix="mailmig-test-fault-pg-"))
+    cluster = Cluster(base, free_port(), dbname="mailmig", extra_settings={"fsync": "off"})
+    try:
+        cluster.start()
+        apply_sql(cluster.conninfo())
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+def test_a_pool_stuck_in_its_reconnect_backoff_is_renewed(own_cluster):
+    """After an outage psycopg_pool retries at 1, 3, 7, 15 ... s; a server back at 8 s
+    would wait until 15 s. The store replaces such a pool at the first request instead."""
+    from mailmig.store import PoolSettings, PostgresBackend, StoreUnavailable
+
+    backend = PostgresBackend(own_cluster.conninfo(), PoolSettings(min_size=1, max_size=2, timeout=0.5,
+                                                                   reconnect_timeout=60))
+    try:
+        backend.ping()
+        own_cluster.stop()
+        assert postgres_is_down(own_cluster)
+        with pytest.raises(StoreUnavailable):
+            backend.ping()
+        time.sleep(7)  # attempts at about 1, 3 and 7 s fail; the next is due at about 15 s
+        own_cluster.start()
+        assert backend.pool.get_stats().get("pool_available", 0) == 0  # the pool holds no connection
+        started = time.monotonic()
+        backend.ping()
+        assert time.monotonic() - started < 3
+        assert backend.pool_usage()["renewals"] == 1
+    finally:
+        backend.close()
+        own_cluster.start()
 
 
 @pytest.fixture
@@ -77,3 +108,71 @@ def test_postgres_mode_answers_451_while_postgres_is_down_and_never_250_for_a_lo
     # exactly the messages answered 250 are stored: none lost, none stored behind a 451
     assert stored_message_ids(own_cluster) == accepted
     assert "answered 451" in service.log_text
+
+
+class Traffic:
+    """A real SMTP client sending messages one after another on its own thread, each
+    reply recorded by Message-ID."""
+
+    def __init__(self, service: ServiceProcess, prefix: str, count: int, gap: float = 0.02):
+        import threading
+
+        self.replies: dict[str, int] = {}
+        self.errors: list[str] = []
+        self._thread = threading.Thread(target=self._run, args=(service, prefix, count, gap))
+        self._thread.start()
+
+    def _run(self, service, prefix, count, gap):
+        for n in range(count):
+            mid = f"<{prefix}-{n}@traffic>"
+            try:
+                self.replies[mid] = service.send("traffic@tempmail.test", message(f"{prefix} {n}", message_id=mid))[0]
+            except Exception as exc:  # reported by the test
+                self.errors.append(f"{mid}: {exc}")
+            time.sleep(gap)
+
+    @property
+    def sent(self) -> int:
+        return len(self.replies) + len(self.errors)
+
+    def join(self, timeout: float = 120) -> None:
+        self._thread.join(timeout)
+
+
+def test_dual_mode_answers_250_while_postgres_is_down_mid_traffic(own_cluster, workdir):
+    with psycopg.connect(own_cluster.conninfo(), autocommit=True) as conn:
+        conn.execute("TRUNCATE mail.emails, mail.accounts, mail.sessions CASCADE")
+    service = ServiceProcess(workdir, "dual", dsn=own_cluster.conninfo(),
+                             app={"pool_timeout": 0.5, "pg_down_backoff": 0.3})
+    service.start()
+    traffic = Traffic(service, "dual", 60)
+    try:
+        while traffic.sent < 10:
+            time.sleep(0.02)
+        own_cluster.stop()
+        assert postgres_is_down(own_cluster)  # the fault is where the test says: mid-traffic
+        down_from = traffic.sent
+        while traffic.sent < down_from + 15:
+            time.sleep(0.02)
+        status, health = service.get("/health")
+        assert status == 200 and health["status"] == "degraded" and "postgres" in health["problem"]
+        failures = health["counters"]["dual_postgres_write_failures"]
+        assert failures >= 1
+        own_cluster.start()
+        traffic.join()
+        status, health = service.get("/health")
+        assert status == 200 and health["status"] == "ok"
+        assert service.stop() == 0
+    finally:
+        traffic.join()
+        service.kill()
+        own_cluster.start()
+    assert traffic.errors == [] and len(traffic.replies) == 60
+    assert set(traffic.replies.values()) == {250}  # every message answered 250, none 4xx
+    with sqlite3.connect(workdir / "emails.db") as conn:
+        in_sqlite = {r[0] for r in conn.execute("SELECT message_id FROM emails")}
+    assert in_sqlite == set(traffic.replies)  # nothing lost: SQLite, the source of truth, has all
+    in_postgres = stored_message_ids(own_cluster)
+    missing = in_sqlite - in_postgres
+    assert missing and len(missing) <= len(in_sqlite) - 10  # written while down: left for the sync
+    assert f"<dual-59@traffic>" in in_postgres  # PostgreSQL written again once it was back

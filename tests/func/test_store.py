@@ -456,10 +456,11 @@ def test_the_pool_never_exceeds_its_size_and_reports_usage(dsn):
 
 def test_the_pool_wait_fails_after_its_timeout(dsn):
     backend = PostgresBackend(dsn, PoolSettings(min_size=0, max_size=1, timeout=0.5))
-    with backend.pool.connection():
+    with backend._connection():  # the one connection, borrowed as the store borrows
         with pytest.raises(StoreUnavailable, match="no connection within 0.5 s"):
             backend.get_email(1)
     assert backend.pool_usage()["wait_timeouts"] == 1
+    assert backend.pool_usage()["renewals"] == 0  # exhausted, not stuck: the pool stays
     backend.close()
 
 

@@ -8,7 +8,9 @@ API (JSON in and out):
 - DELETE /api/email/<id>              a write
   (the three writes need `Authorization: Bearer <token>` of the inbox's account)
 - GET  /api/search?q=...[&address=...][&limit=N]
-- GET  /health                        mode, pause, counters, pool; 503 when the store does not answer
+- GET  /health                        mode, pause, counters, pool; 503 when the store that takes
+                                      the writes does not answer ("degraded", 200: dual mode
+                                      with PostgreSQL down)
 Control (loopback peers only unless service.control_remote; with MAILMIG_CONTROL_TOKEN
 set, `Authorization: Bearer <that token>` too):
 - GET  /control/status
@@ -218,13 +220,19 @@ class Handler(BaseHTTPRequestHandler):
         controller = self.server.controller
         status = controller.status()
         store = status.pop("store")
-        try:
-            for name in self.server.store.backends_needed(store["mode"]):
+        # the store that decides whether mail is taken must answer; in dual mode that is
+        # SQLite, and PostgreSQL down is "degraded" (writes go on, the sync catches up)
+        problems = {}
+        for name in self.server.store.backends_needed(store["mode"]):
+            try:
                 getattr(self.server.store, name).ping()
-            healthy, problem = True, None
-        except Exception as exc:
-            healthy, problem = False, f"{type(exc).__name__}: {exc}"
-        payload = {"status": "ok" if healthy else "unavailable", "problem": problem, "mode": store["mode"],
+            except Exception as exc:
+                problems[name] = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        truth = "sqlite" if store["mode"] == "dual" else store["mode"]
+        healthy = truth not in problems
+        state = "unavailable" if not healthy else ("degraded" if problems else "ok")
+        problem = "; ".join(f"{name}: {text}" for name, text in problems.items()) or None
+        payload = {"status": state, "problem": problem, "mode": store["mode"],
                    "paused": status["paused"], "pause": status["pause"], "last_pause": status["last_pause"],
                    "in_flight": status["in_flight"], "counters": store["counters"], "pool": store.get("pool"),
                    **self.server.extra_status()}

@@ -40,7 +40,7 @@ def pool_settings(cfg) -> PoolSettings:
     return PoolSettings(min_size=app["pool_min_size"], max_size=app["pool_max_size"],
                         max_idle=app["pool_max_idle"], timeout=app["pool_timeout"],
                         connect_timeout=app["pool_connect_timeout"], check=app["pool_check"],
-                        prepare=app["prepared_statements"])
+                        prepare=app["prepared_statements"], reconnect_timeout=app["pool_reconnect_timeout"])
 
 
 def open_sqlite(cfg) -> SQLiteBackend:

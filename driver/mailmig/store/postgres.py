@@ -47,11 +47,15 @@ TOKEN_INDEX = "accounts_token_key"
 
 
 
+class _PoolWaitTimeout(StoreUnavailable):
+    """No connection came within the pool's timeout."""
+
+
 class PoolSettings:
     """The pool's configuration (`app.pool_*`); the defaults are the seed's."""
 
     def __init__(self, min_size: int = 1, max_size: int = 20, max_idle: float = 30.0, timeout: float = 2.0,
-                 connect_timeout: int = 2, check: bool = True, prepare: bool = True):
+                 connect_timeout: int = 2, check: bool = True, prepare: bool = True, reconnect_timeout: float = 5.0):
         if max_size < 1 or min_size < 0 or min_size > max_size:
             raise ValueError(f"pool sizes: need 0 <= min_size ({min_size}) <= max_size ({max_size}), max_size >= 1")
         self.min_size = min_size
@@ -61,11 +65,17 @@ class PoolSettings:
         self.connect_timeout = max(2, int(connect_timeout))  # libpq's minimum is 2 s
         self.check = check
         self.prepare = prepare
+        # psycopg_pool retries a lost server with a doubling delay (1, 2, 4, ... s) for
+        # reconnect_timeout (default 5 min): after a long outage it would wait minutes
+        # after the server is back. Giving up after a few seconds lets the next request
+        # start a fresh attempt at once.
+        self.reconnect_timeout = reconnect_timeout
 
     def as_dict(self) -> dict[str, Any]:
         return {"min_size": self.min_size, "max_size": self.max_size, "max_idle_s": self.max_idle,
                 "wait_timeout_s": self.timeout, "connect_timeout_s": self.connect_timeout,
-                "check_on_borrow": self.check, "prepared_statements": self.prepare}
+                "check_on_borrow": self.check, "prepared_statements": self.prepare,
+                "reconnect_timeout_s": self.reconnect_timeout}
 
 
 class PoolUsage:
@@ -172,17 +182,15 @@ class PostgresBackend:
         dual-mode service from starting); `open_wait` seconds to wait for min_size."""
         self.settings = settings or PoolSettings()
         self.usage = PoolUsage()
-        kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": self.settings.connect_timeout,
-                                  "application_name": "mailmig-store"}
+        self._conninfo = conninfo
+        self._kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": self.settings.connect_timeout,
+                                        "application_name": "mailmig-store"}
         if not self.settings.prepare:
-            kwargs["prepare_threshold"] = None  # pgbouncer < 1.21 in transaction mode
-        self.pool = ConnectionPool(
-            conninfo, min_size=self.settings.min_size, max_size=self.settings.max_size,
-            max_idle=self.settings.max_idle, timeout=self.settings.timeout, kwargs=kwargs,
-            check=ConnectionPool.check_connection if self.settings.check else None,
-            name="mailmig-store", open=False,
-        )
-        self.pool.open(wait=False)
+            self._kwargs["prepare_threshold"] = None  # pgbouncer < 1.21 in transaction mode
+        self._renew_lock = threading.Lock()
+        self._next_renew = 0.0
+        self.pool_renewals = 0
+        self.pool = self._new_pool()
         if open_wait:
             try:
                 self.pool.wait(timeout=open_wait)
@@ -190,8 +198,36 @@ class PostgresBackend:
                 self.pool.close()
                 raise StoreUnavailable(f"PostgreSQL: no connection within {open_wait} s: {exc}") from exc
 
+    def _new_pool(self) -> ConnectionPool:
+        pool = ConnectionPool(
+            self._conninfo, min_size=self.settings.min_size, max_size=self.settings.max_size,
+            max_idle=self.settings.max_idle, timeout=self.settings.timeout, kwargs=self._kwargs,
+            check=ConnectionPool.check_connection if self.settings.check else None,
+            reconnect_timeout=self.settings.reconnect_timeout, name="mailmig-store", open=False,
+        )
+        pool.open(wait=False)
+        return pool
+
     def close(self) -> None:
         self.pool.close()
+
+    def _renew_stuck_pool(self) -> bool:
+        """After a wait for a connection timed out: when nobody holds a connection (so the
+        pool is not simply exhausted) but the server answers a direct connection, the pool
+        is waiting out its reconnection backoff; replace it. True when replaced."""
+        with self._renew_lock:
+            now = time.monotonic()
+            if now < self._next_renew or self.usage.snapshot(self.settings.max_size)["in_use"] > 0:
+                return False
+            self._next_renew = now + 1.0
+            try:
+                psycopg.connect(self._conninfo, **self._kwargs).close()
+            except psycopg.Error:
+                return False
+            old, self.pool = self.pool, self._new_pool()
+            self.pool_renewals += 1
+        threading.Thread(target=old.close, kwargs={"timeout": 5.0}, daemon=True).start()
+        return True
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
@@ -205,15 +241,26 @@ class PostgresBackend:
                     self.usage.returned()
         except PoolTimeout as exc:
             self.usage.timed_out()
-            raise StoreUnavailable(f"PostgreSQL: no connection within {self.settings.timeout} s ({exc})") from exc
+            raise _PoolWaitTimeout(f"PostgreSQL: no connection within {self.settings.timeout} s ({exc})") from exc
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"PostgreSQL: {exc}".strip()) from exc
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL: {exc.sqlstate or ''} {exc}".strip()) from exc
 
+    def _execute(self, text: str, params: dict[str, Any] | None = None, prepare: bool | None = None) -> list:
+        """Run one statement; after a pool wait that timed out because the pool was stuck
+        in its backoff, once more on a renewed pool (nothing ran the first time)."""
+        for attempt in (1, 2):
+            try:
+                with self._connection() as conn:
+                    return conn.execute(text, params, prepare=prepare).fetchall()
+            except _PoolWaitTimeout:
+                if attempt == 2 or not self._renew_stuck_pool():
+                    raise
+        raise AssertionError("unreachable")
+
     def _rows(self, name: str, params: dict[str, Any]) -> list:
-        with self._connection() as conn:
-            return conn.execute(queries.load(name), params, prepare=self.settings.prepare).fetchall()
+        return self._execute(queries.load(name), params, prepare=self.settings.prepare)
 
     def _one(self, name: str, params: dict[str, Any]):
         rows = self._rows(name, params)
@@ -339,6 +386,7 @@ class PostgresBackend:
         usage["pool_available"] = stats.get("pool_available", 0)
         usage["requests_waiting"] = stats.get("requests_waiting", 0)
         usage["connections_errors"] = stats.get("connections_errors", 0)
+        usage["renewals"] = self.pool_renewals
         return usage
 
     def status(self) -> dict[str, Any]:
@@ -346,5 +394,4 @@ class PostgresBackend:
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the server answers."""
-        with self._connection() as conn:
-            conn.execute("SELECT 1").fetchone()
+        self._execute("SELECT 1")
