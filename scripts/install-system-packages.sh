@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mailmig needs, once: the PostgreSQL server of the
 # installed major version (the newest one if several), its pg_cron, pgloader, sqlite3,
-# swaks (an SMTP client nobody here wrote, for the service's tests).
+# swaks and curl (the clients the service's tests and the seed's checks use).
 # Package names are derived from the installed major (FIELD-NOTES: never hard-code 15).
 # Installs nothing and runs no `apt-get update` when everything is present.
 set -euo pipefail
@@ -44,7 +44,7 @@ if [ -z "$major" ]; then
 fi
 [ -n "$major" ] || { echo "install-system-packages: no PostgreSQL server after installing 'postgresql'" >&2; exit 1; }
 
-want=("postgresql-$major" "postgresql-$major-cron" pgloader sqlite3 postgresql-client-common swaks)
+want=("postgresql-$major" "postgresql-$major-cron" pgloader sqlite3 postgresql-client-common swaks curl)
 python=$(command -v python3.11 || command -v python3 || true)
 if [ -z "$python" ] || ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
   want+=(python3 python3-venv)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import subprocess
 import threading
 import time
 
@@ -54,7 +55,11 @@ def pg_rows(dsn, query="SELECT id, message_id, to_address, subject FROM mail.ema
 @pytest.mark.parametrize("mode", MODES)
 def test_the_seed_calls_swaks_and_smtplib_in_every_mode(service_factory, workdir, mode):
     service = service_factory(mode).start()
-    account = service.generate()  # curl -X POST http://localhost:4000/api/email/generate
+    # the seed's first check: curl -X POST http://localhost:4000/api/email/generate
+    done = subprocess.run(["curl", "-sS", "-X", "POST", f"http://localhost:{service.http_port}/api/email/generate"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    account = json.loads(done.stdout)
     address = account["email"]
     assert address.endswith("@tempmail.test") and len(account["token"]) == 64
     swaks = service.swaks(address, "Hello from swaks", "swaks body")
@@ -62,7 +67,11 @@ def test_the_seed_calls_swaks_and_smtplib_in_every_mode(service_factory, workdir
     assert "<-  250 2.0.0 OK: stored as" in swaks.stdout
     code, reply = service.send(address, message("Hello from smtplib", "smtplib body", to=address))
     assert code == 250, reply
-    emails = service.inbox(address)  # curl http://localhost:4000/api/json/<address>
+    # the seed's second check: curl http://localhost:4000/api/json/<address>
+    done = subprocess.run(["curl", "-sS", "--fail", f"http://localhost:{service.http_port}/api/json/{address}"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    emails = json.loads(done.stdout)["emails"]
     assert [e["subject"] for e in emails] == ["Hello from smtplib", "Hello from swaks"] or \
         sorted(e["subject"] for e in emails) == ["Hello from smtplib", "Hello from swaks"]
     assert {e["body"].strip() for e in emails} == {"swaks body", "smtplib body"}
