@@ -267,3 +267,21 @@ def test_the_rules_agree_with_the_catalogue_of_hostile_rows(dataset):
             continue  # rejected for what the database says (unique, foreign key, index size)
         checked += 1
     assert checked >= 40
+
+
+@pytest.mark.parametrize("table", ["emails", "accounts", "sessions"])
+def test_the_rows_of_keys_are_the_rows_of_their_buckets(loaded_dsn, table):
+    """migration.validate_rows by keys (validate_keys) and by buckets (the drill-down) give
+    the same canonical rows: one generated select list, two WHERE clauses."""
+    dsn, _ = loaded_dsn
+    with psycopg.connect(dsn) as conn:
+        every = conn.execute("SELECT bucket, vals FROM migration.validate_rows(%s)", (table,)).fetchall()
+        some = sorted(every, key=lambda r: r[1][0])[::5]
+        by_key = conn.execute("SELECT bucket, vals FROM migration.validate_rows(%s, p_keys => %s)",
+                              (table, [vals[0] for _, vals in some])).fetchall()
+        buckets = sorted({bucket for bucket, _ in some})
+        in_buckets = conn.execute("SELECT bucket, vals FROM migration.validate_rows(%s, %s::bigint[])",
+                                  (table, buckets)).fetchall()
+    assert len(some) >= 20
+    assert sorted(by_key) == sorted(some)
+    assert sorted(in_buckets) == sorted(r for r in every if r[0] in set(buckets))

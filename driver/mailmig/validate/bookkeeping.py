@@ -39,16 +39,6 @@ class Bookkeeping:
 
 
 _OUTCOMES = (Repair, Reject)
-_CANONICALIZERS_OF: dict[str, tuple] = {}
-
-
-def _canonicalizers(spec: TableSpec) -> tuple:
-    fns = _CANONICALIZERS_OF.get(spec.name)
-    if fns is None:
-        fns = _CANONICALIZERS_OF[spec.name] = tuple(CANONICALIZERS[kind] for _, kind in spec.columns)
-    return fns
-
-
 def expected_row(spec: TableSpec, row, book: Bookkeeping, diffs: Differences | None):
     """(source key, canonical values PostgreSQL must hold, rejected?) of one source row.
 
@@ -67,7 +57,7 @@ def expected_row(spec: TableSpec, row, book: Bookkeeping, diffs: Differences | N
         return key, [canon if isinstance(canon, bytes) else None], True
     repairs = book.repairs.get((spec.name, key))
     if repairs is None:  # the common case, kept fast
-        values = [canon(value) for canon, value in zip(_canonicalizers(spec), row)]
+        values = [canon(value) for canon, value in zip(spec.canonicalizers, row)]
         if not any(type(out) in _OUTCOMES for out in values):
             return key, values, False
     values = []

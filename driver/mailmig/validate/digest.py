@@ -10,13 +10,12 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
-from psycopg import sql
 
 from mailmig import queries
 from mailmig.validate.bookkeeping import Bookkeeping, expected_row
 from mailmig.validate.differences import Differences
 from mailmig.validate.rules import INT8_MAX, INT8_MIN
-from mailmig.validate.tables import BUCKET_SHIFT, TABLES, TableSpec, bucket_of
+from mailmig.validate.tables import BUCKET_SHIFT, TableSpec, bucket_of
 
 
 def row_digest(values) -> tuple[int, int]:
@@ -76,20 +75,6 @@ def scan_source(spec: TableSpec, conn, book: Bookkeeping, diffs: Differences, pr
 
 
 
-def _digest_query(spec: TableSpec) -> sql.Composed:
-    parts = [
-        sql.SQL("coalesce('V' || octet_length({c}) || ':' || {c}, 'N')").format(c=sql.Identifier("c", name))
-        for name in spec.column_names
-    ]
-    return sql.SQL(
-        "SELECT bucket, count(*),"
-        " sum(('x' || substr(h, 1, 16))::bit(64)::bigint),"
-        " sum(('x' || substr(h, 17, 16))::bit(64)::bigint)"
-        " FROM (SELECT c.bucket, md5({row}) AS h FROM ({canonical}) AS c) AS d"
-        " GROUP BY bucket"
-    ).format(row=sql.SQL(" || ").join(parts), canonical=sql.SQL(queries.load(spec.query)))
-
-
 def connect(conninfo: str) -> psycopg.Connection:
     conn = psycopg.connect(conninfo, autocommit=True)
     conn.execute("SET jit = off")  # compiling the wide expressions costs more than it saves
@@ -97,9 +82,11 @@ def connect(conninfo: str) -> psycopg.Connection:
 
 
 def pg_digest(conninfo: str, spec: TableSpec, lo: int | None = None, hi: int | None = None) -> dict:
-    params = {"lo": lo, "hi": hi} if spec.int_key else None
+    """Bucket sums of PostgreSQL's canonical rows (migration.validate_digest), keys in
+    [lo, hi) when given."""
+    params = {"table": spec.name, "lo": lo if spec.int_key else None, "hi": hi if spec.int_key else None}
     with connect(conninfo) as conn:
-        rows = conn.execute(_digest_query(spec), params).fetchall()
+        rows = conn.execute(queries.load("validate_digest"), params).fetchall()
     return {bucket: [count, int(s_hi), int(s_lo)] for bucket, count, s_hi, s_lo in rows}
 
 
@@ -125,29 +112,29 @@ def merge_buckets(*parts: dict) -> dict:
 
 
 
-def digest_both_sides(conninfo: str, sqlite: dict, book: Bookkeeping, diffs: Differences, say,
-                      progress=None) -> tuple[dict, dict]:
+def digest_both_sides(conninfo: str, specs: tuple[TableSpec, ...], sqlite: dict, book: Bookkeeping,
+                      diffs: Differences, say, progress=None) -> tuple[dict, dict]:
     """Bucket sums of every table on both sides at once: PostgreSQL on two connections
-    (the emails split between them by id) while this thread reads SQLite."""
-    by_name = {spec.name: spec for spec in TABLES}
+    (the emails split between them by id, the other tables taking turns) while this
+    thread reads SQLite."""
     (lo1, hi1), (lo2, hi2) = split_range(conninfo)
+    others = [spec for spec in specs if spec.name != "emails"]
+    emails = [spec for spec in specs if spec.name == "emails"]
 
-    def pg_side_a():
-        emails = pg_digest(conninfo, by_name["emails"], lo1, hi1)
-        return emails, pg_digest(conninfo, by_name["accounts"], INT8_MIN, INT8_MAX)
-
-    def pg_side_b():
-        emails = pg_digest(conninfo, by_name["emails"], lo2, hi2)
-        return emails, pg_digest(conninfo, by_name["sessions"])
+    def pg_side(emails_range, tables):
+        done = {spec.name: pg_digest(conninfo, spec, *emails_range) for spec in emails}
+        for spec in tables:
+            done[spec.name] = pg_digest(conninfo, spec, INT8_MIN, INT8_MAX)
+        return done
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        future_a = pool.submit(pg_side_a)
-        future_b = pool.submit(pg_side_b)
+        future_a = pool.submit(pg_side, (lo1, hi1), others[0::2])
+        future_b = pool.submit(pg_side, (lo2, hi2), others[1::2])
         source_side = {}
-        for spec in TABLES:
+        for spec in specs:
             say(f"digest {spec.name}: reading SQLite")
             source_side[spec.name] = scan_source(spec, sqlite[spec.database], book, diffs, progress)
-        emails_a, accounts = future_a.result()
-        emails_b, sessions = future_b.result()
-    pg_side = {"emails": merge_buckets(emails_a, emails_b), "accounts": accounts, "sessions": sessions}
+        side_a, side_b = future_a.result(), future_b.result()
+    pg_side = {**side_a, **side_b}
+    pg_side.update({spec.name: merge_buckets(side_a[spec.name], side_b[spec.name]) for spec in emails})
     return source_side, pg_side

@@ -3,8 +3,6 @@ extra and changed row named, with each differing column."""
 
 from __future__ import annotations
 
-from psycopg import sql
-
 from mailmig import queries
 from mailmig.validate.bookkeeping import Bookkeeping, expected_row
 from mailmig.validate.differences import Differences, display
@@ -13,21 +11,17 @@ from mailmig.validate.tables import BUCKET_SHIFT, TableSpec, bucket_of
 
 
 def pg_rows(conn, spec: TableSpec, buckets: list[int]):
-    """The canonical rows of PostgreSQL in the given buckets: key -> [values...] (list
-    of rows when a key is duplicated)."""
-    canonical = sql.SQL(queries.load(spec.query))
-    query = sql.SQL("SELECT * FROM ({canonical}) AS c WHERE c.bucket = ANY(%(buckets)s)").format(
-        canonical=canonical
-    )
-    result: dict[str, list] = {}
+    """The canonical rows of PostgreSQL in the given buckets (migration.validate_rows):
+    key -> [values...] (list of rows when a key is duplicated)."""
     if spec.int_key:
-        ranges = _ranges(buckets)
-        batches = [({"lo": a << BUCKET_SHIFT, "hi": (b + 1) << BUCKET_SHIFT, "buckets": buckets}) for a, b in ranges]
+        batches = [{"lo": a << BUCKET_SHIFT, "hi": (b + 1) << BUCKET_SHIFT} for a, b in _ranges(buckets)]
     else:
-        batches = [{"buckets": buckets}]
-    for params in batches:
-        for row in conn.execute(query, params):
-            values = [None if v is None else v.encode() for v in row[1:]]
+        batches = [{"lo": None, "hi": None}]
+    result: dict[str, list] = {}
+    for bounds in batches:
+        params = {"table": spec.name, "buckets": buckets, **bounds}
+        for _, vals in conn.execute(queries.load("validate_rows_in_buckets"), params):
+            values = [None if v is None else v.encode() for v in vals]
             result.setdefault(values[0].decode(), []).append(values)
     return result
 
@@ -113,7 +107,7 @@ def compare_rows(spec: TableSpec, expected: dict, rejected: set, actual: dict, d
         have = sorted(have, key=lambda values: sum(a != b for a, b in zip(values, want)))
         columns = [
             {"column": name, "source": display(w, kinds[name]), "postgresql": display(h, kinds[name])}
-            for name, w, h in zip(spec.column_names, want, have[0])
+            for name, w, h in zip(spec.column_names, want, have[0], strict=True)
             if w != h
         ]
         if columns:

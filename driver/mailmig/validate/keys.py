@@ -9,14 +9,16 @@ checks of repairs and rejects), on the rows of the given keys: read from SQLite 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from mailmig import queries
+from mailmig.mapping import DEFAULT_MAPPING
 from mailmig.sqlite_source import connect_readonly
 from mailmig.validate.bookkeeping import expected_row, read_bookkeeping
 from mailmig.validate.differences import PROBLEM_KINDS, Differences
 from mailmig.validate.digest import connect, select_source
 from mailmig.validate.drilldown import compare_rows
-from mailmig.validate.tables import TABLES, TableSpec
+from mailmig.validate.tables import TableSpec, specs_of
 
 CHUNK = 500  # keys per round trip on each side
 
@@ -41,13 +43,15 @@ def _source_chunk(spec: TableSpec, conn, keys: list, book, diffs: Differences) -
 
 def _pg_chunk(conn, spec: TableSpec, keys: list) -> dict:
     actual: dict[str, list] = {}
-    for row in conn.execute(queries.load(spec.query + "_keys"), {"keys": keys}):
-        values = [None if v is None else v.encode() for v in row[1:]]
+    params = {"table": spec.name, "keys": [str(k) for k in keys]}
+    for _, vals in conn.execute(queries.load("validate_rows_of_keys"), params):
+        values = [None if v is None else v.encode() for v in vals]
         actual.setdefault(values[0].decode(), []).append(values)
     return actual
 
 
-def validate_keys(conninfo: str, emails_db, auth_db, keys: dict[str, list]) -> dict:
+def validate_keys(conninfo: str, emails_db, auth_db, keys: dict[str, list],
+                  mapping_path: Path = DEFAULT_MAPPING) -> dict:
     """Compare the rows of `keys` ({table: [source key as text, ...]}) of the live SQLite
     files with PostgreSQL. Returns a report: ok, per table the keys checked and the
     missing / extra / changed rows and problems, the differences, seconds."""
@@ -58,7 +62,7 @@ def validate_keys(conninfo: str, emails_db, auth_db, keys: dict[str, list]) -> d
     try:
         with connect(conninfo) as conn:
             book = read_bookkeeping(conn)
-            for spec in TABLES:
+            for spec in specs_of(mapping_path):
                 wanted = list(dict.fromkeys(str(k) for k in keys.get(spec.name, ())))
                 found = {"missing": 0, "extra": 0, "changed": 0}
                 for start in range(0, len(wanted), CHUNK):

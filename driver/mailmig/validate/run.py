@@ -10,12 +10,13 @@ from pathlib import Path
 from psycopg import sql
 
 from mailmig import queries, runs
+from mailmig.mapping import DEFAULT_MAPPING, check_against_database, load_mapping
 from mailmig.sqlite_source import connect_readonly
 from mailmig.validate.bookkeeping import Bookkeeping, read_bookkeeping
 from mailmig.validate.differences import PROBLEM_KINDS, Differences
 from mailmig.validate.digest import connect, digest_both_sides
 from mailmig.validate.drilldown import drill_down
-from mailmig.validate.tables import TABLES, TableSpec
+from mailmig.validate.tables import TableSpec, table_specs
 
 
 @dataclass
@@ -59,11 +60,15 @@ def resolve_sources(runs_dir: Path, source: str, emails_db, auth_db, live_paths=
 
 
 def run_validate(conninfo: str, runs_dir, source: str = "snapshot", emails_db=None, auth_db=None,
-                 progress=None, live_paths=None) -> ValidateResult:
-    """Compare every row and column of mail.* with the SQLite source; write validate.json."""
+                 progress=None, live_paths=None, mapping_path: Path = DEFAULT_MAPPING) -> ValidateResult:
+    """Compare every row and column of mail.* with the SQLite source; write validate.json.
+    The tables and columns compared are the mapping's (which the database's
+    migration.column_map must equal: its canonical queries are generated from it)."""
     say = progress or (lambda message: None)
     started = time.monotonic()
     runs_dir = Path(runs_dir)
+    mapping = load_mapping(mapping_path)
+    specs = table_specs(mapping)
     sources = resolve_sources(runs_dir, source, emails_db, auth_db, live_paths)
     run = runs.new_run(runs_dir, "validate")
     say(f"validate run {run.id}: {sources['emails_db']}, {sources['auth_db']} against PostgreSQL")
@@ -74,14 +79,15 @@ def run_validate(conninfo: str, runs_dir, source: str = "snapshot", emails_db=No
     diffs = Differences()
     try:
         with connect(conninfo) as conn:
+            check_against_database(mapping, conn.execute(queries.load("column_map_rows")).fetchall())
             book = read_bookkeeping(conn)
-            gate, pg_months = count_rows(conn, sqlite, book, say)
-        source_side, pg_side = digest_both_sides(conninfo, sqlite, book, diffs, say, progress)
+            gate, pg_months = count_rows(conn, specs, sqlite, book, say)
+        source_side, pg_side = digest_both_sides(conninfo, specs, sqlite, book, diffs, say, progress)
         digest_seconds = time.monotonic() - started
         with connect(conninfo) as conn:
             tables = {spec.name: compare_table(spec, gate[spec.name], source_side, pg_side[spec.name],
                                                pg_months, sqlite[spec.database], conn, book, diffs, say)
-                      for spec in TABLES}
+                      for spec in specs}
     finally:
         for conn in sqlite.values():
             conn.close()
@@ -104,11 +110,12 @@ def run_validate(conninfo: str, runs_dir, source: str = "snapshot", emails_db=No
     return ValidateResult(ok, run, report)
 
 
-def count_rows(conn, sqlite: dict, book: Bookkeeping, say) -> tuple[dict, dict]:
+def count_rows(conn, specs: tuple[TableSpec, ...], sqlite: dict, book: Bookkeeping,
+               say) -> tuple[dict, dict]:
     """The gate: rows per table on both sides (source = PostgreSQL + rejected), and the
     emails of PostgreSQL per month of created_at."""
     gate = {}
-    for spec in TABLES:
+    for spec in specs:
         src = sqlite[spec.database].execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0]
         pg = conn.execute(sql.SQL("SELECT count(*) FROM mail.{}").format(sql.Identifier(spec.name))).fetchone()[0]
         rejected = book.rejected_rows(spec.name)

@@ -1,53 +1,58 @@
-"""The migrated tables as validate compares them: columns with their kinds, the key
-first, the canonical query of the PostgreSQL side, and how keys fall into buckets."""
+"""The migrated tables as validate compares them, taken from the mapping
+(config/mapping.yaml): columns with their kinds, the key first, which SQLite file holds
+them, and how keys fall into buckets. The PostgreSQL side's canonical rows come from
+the same mapping, as the database holds it (migration.column_map): the SQL functions
+migration.validate_digest and migration.validate_rows generate their queries from it."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from mailmig.mapping import DEFAULT_MAPPING, Table, load_mapping
+from mailmig.validate.rules import CANONICALIZERS
 
 
 @dataclass(frozen=True)
 class TableSpec:
     name: str
     database: str  # "emails" or "auth": which SQLite file
-    columns: tuple  # ((name, kind), ...), the key first
-    query: str  # the canonical query file
+    columns: tuple  # ((source column, kind), ...), the key first, then the mapping's order
     int_key: bool
 
     @property
     def column_names(self):
         return [name for name, _ in self.columns]
 
+    @cached_property
+    def canonicalizers(self) -> tuple:
+        """The canonicalizer of each column, in order (looked up once per spec, not per row)."""
+        return tuple(CANONICALIZERS[kind] for _, kind in self.columns)
 
-TABLES = (
-    TableSpec(
-        "emails", "emails",
-        (("id", "int"), ("message_id", "text"), ("from_address", "text"), ("to_address", "text"),
-         ("subject", "text"), ("body", "text"), ("html", "text"), ("headers", "json"),
-         ("raw_email", "text"), ("size", "int"), ("starred", "flag"), ("is_read", "flag"),
-         ("spam_score", "float"), ("created_at", "timestamp_required")),
-        "validate_emails_canonical", True,
-    ),
-    TableSpec(
-        "accounts", "auth",
-        (("id", "int"), ("email", "text"), ("password_hash", "text"), ("token", "text"),
-         ("created_at", "timestamp"), ("expires_at", "timestamp"), ("last_login_at", "timestamp"),
-         ("is_active", "flag")),
-        "validate_accounts_canonical", True,
-    ),
-    TableSpec(
-        "sessions", "auth",
-        (("id", "text"), ("account_id", "int"), ("created_at", "timestamp"), ("expires_at", "timestamp"),
-         ("ip", "text"), ("user_agent", "text")),
-        "validate_sessions_canonical", False,
-    ),
-)
-BUCKET_SHIFT = 10  # 1024 ids per bucket
+
+def table_specs(tables: list[Table]) -> tuple[TableSpec, ...]:
+    """validate's view of the mapped tables: the key first (as migration.canonical_query
+    orders the PostgreSQL side), then the mapping's order."""
+    specs = []
+    for table in tables:
+        columns = ((table.key, table.columns[table.key]),) + tuple(
+            (column, kind) for column, kind in table.columns.items() if column != table.key)
+        specs.append(TableSpec(table.name, table.source.removesuffix("_db"), columns,
+                               table.columns[table.key] == "int"))
+    return tuple(specs)
+
+
+def specs_of(mapping_path: Path = DEFAULT_MAPPING) -> tuple[TableSpec, ...]:
+    return table_specs(load_mapping(mapping_path))
+
+
+TABLES = specs_of()  # the default mapping's
+BUCKET_SHIFT = 10  # 1024 ids per bucket (migration.canonical_query: key >> 10)
 
 
 def bucket_of(spec: TableSpec, key: bytes | None) -> int:
     if spec.int_key:
         return int(key) >> BUCKET_SHIFT
     return int(hashlib.md5(key or b"").hexdigest()[:3], 16)
-

@@ -1,9 +1,0 @@
--- validate_sessions_canonical: mail.sessions rows, bucketed by the first 12 bits of md5(id), each column in validate's canonical form
-SELECT ('x' || substr(md5(id), 1, 3))::bit(12)::int AS bucket,
-       id,
-       account_id::text AS account_id,
-       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created_at,
-       to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS expires_at,
-       ip,
-       user_agent
-FROM mail.sessions
