@@ -20,30 +20,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from mailmig import queries
+
 CRON_DIR = Path(__file__).resolve().parents[2] / "cron"
 JOB_PREFIX = "mailmig-"
 HEADER = re.compile(r"^--\s*(job|schedule|database):\s*(\S+)\s*$")
-
-_JOB_FUNCTION = "cron.schedule_in_database(text,text,text,text,text,boolean)"
-_SCHEDULE_IN_DATABASE = """
-SELECT cron.schedule_in_database(%(name)s, %(schedule)s, %(command)s, %(database)s)
-"""
-# pg_cron before 1.4 has no schedule_in_database: the job runs in the cron database.
-_SCHEDULE = "SELECT cron.schedule(%(name)s, %(schedule)s, %(command)s)"
-_LIST = """
-SELECT j.jobname, j.schedule, j.database, j.active, r.start_time, r.status, r.return_message
-FROM cron.job j
-LEFT JOIN LATERAL (
-  SELECT d.start_time, d.status, d.return_message FROM cron.job_run_details d
-  WHERE d.jobid = j.jobid ORDER BY d.start_time DESC NULLS LAST LIMIT 1
-) r ON true
-WHERE j.jobname LIKE %(pattern)s
-ORDER BY j.jobname
-"""
-_UNSCHEDULE = """
-SELECT j.jobname, cron.unschedule(j.jobid) FROM cron.job j
-WHERE j.jobname LIKE %(pattern)s ORDER BY j.jobname
-"""
 
 
 class CronError(RuntimeError):
@@ -114,9 +95,8 @@ def install(cron_conninfo: str, target_db: str, maintenance: dict[str, Any],
     jobs = job_files(cron_dir)
     installed = []
     with psycopg.connect(cron_conninfo, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
-        cron_db = conn.execute("SELECT current_database()").fetchone()[0]
-        in_database = conn.execute("SELECT to_regprocedure(%s) IS NOT NULL", (_JOB_FUNCTION,)).fetchone()[0]
+        conn.execute(queries.load("cron_create_extension"))
+        cron_db, in_database = conn.execute(queries.load("cron_database")).fetchone()
         for job in jobs:
             database = target_db if job.database == "target" else cron_db
             params = {
@@ -126,9 +106,9 @@ def install(cron_conninfo: str, target_db: str, maintenance: dict[str, Any],
                 "database": database,
             }
             if in_database:
-                jobid = conn.execute(_SCHEDULE_IN_DATABASE, params).fetchone()[0]
+                jobid = conn.execute(queries.load("cron_schedule_in_database"), params).fetchone()[0]
             elif database == cron_db:
-                jobid = conn.execute(_SCHEDULE, params).fetchone()[0]
+                jobid = conn.execute(queries.load("cron_schedule"), params).fetchone()[0]
             else:
                 raise CronError(
                     f"pg_cron here has no cron.schedule_in_database (before 1.4): job {job.name} "
@@ -141,16 +121,16 @@ def install(cron_conninfo: str, target_db: str, maintenance: dict[str, Any],
 def list_jobs(cron_conninfo: str, prefix: str = JOB_PREFIX) -> list[tuple]:
     """(name, schedule, database, active, last start, status, return message) per job."""
     with psycopg.connect(cron_conninfo) as conn:
-        return conn.execute(_LIST, {"pattern": _like_prefix(prefix)}).fetchall()
+        return conn.execute(queries.load("cron_jobs"), {"pattern": _like_prefix(prefix)}).fetchall()
 
 
 def uninstall(cron_conninfo: str, prefix: str = JOB_PREFIX) -> list[str]:
     """Unschedule the project's jobs; returns their names."""
     with psycopg.connect(cron_conninfo, autocommit=True) as conn:
-        exists = conn.execute("SELECT to_regclass('cron.job') IS NOT NULL").fetchone()[0]
+        exists = conn.execute(queries.load("cron_installed")).fetchone()[0]
         if not exists:
             return []
-        return [row[0] for row in conn.execute(_UNSCHEDULE, {"pattern": _like_prefix(prefix)})]
+        return [row[0] for row in conn.execute(queries.load("cron_unschedule"), {"pattern": _like_prefix(prefix)})]
 
 
 def _like_prefix(prefix: str) -> str:
@@ -161,9 +141,7 @@ def _like_prefix(prefix: str) -> str:
 def cron_conninfo_of(cfg) -> tuple[str, str]:
     """(conninfo of pg_cron's database, name of the target database) for a Config."""
     with psycopg.connect(cfg.conninfo()) as conn:
-        target_db, cron_db = conn.execute(
-            "SELECT current_database(), current_setting('cron.database_name', true)"
-        ).fetchone()
+        target_db, cron_db = conn.execute(queries.load("cron_target")).fetchone()
     if not cron_db:
         raise CronError(
             "pg_cron is not loaded on the target server (cron.database_name is unset): "

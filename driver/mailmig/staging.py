@@ -50,8 +50,7 @@ def prepare_staging(conninfo: str) -> list[tuple[str, int, bool]]:
 def store_hostile(conninfo: str, table: Table, rows: list[tuple[str, dict]]) -> int:
     """The rows pgloader must not see, each column typed-JSON encoded (lossless)."""
     with psycopg.connect(conninfo) as conn:
-        with conn.cursor().copy(
-                "COPY staging.hostile (source_table, source_key, original) FROM STDIN") as copy:
+        with conn.cursor().copy(queries.load("staging_hostile_copy")) as copy:
             for key, original in rows:
                 copy.write_row((table.name, key, json.dumps(original, ensure_ascii=False)))
     return len(rows)
@@ -85,9 +84,9 @@ def delete_hostile(work_file: Path, hostile: dict[str, list[str]], keys: dict[st
 
 
 def staged_count(conninfo: str, table: Table) -> int:
+    """The rows staging.<table> holds (counted: a loader's exit code proves nothing)."""
     with psycopg.connect(conninfo) as conn:
-        return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-            sql.Identifier("staging", table.name))).fetchone()[0]
+        return conn.execute(queries.load("staging_extent"), (table.name,)).fetchone()[1]
 
 
 # pgloader 3.6 knows these libpq sslmode values; verify-ca/verify-full are 'require' with

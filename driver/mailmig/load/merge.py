@@ -9,7 +9,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
-from psycopg import sql
+
+from mailmig import queries
 
 CHUNK_ROWS = 2000  # rows per merge transaction: small enough that a fallback is cheap
 PARTITIONED_TABLES = {"emails"}  # their merge waits for the partitions of the staged months
@@ -18,10 +19,7 @@ PARTITIONED_TABLES = {"emails"}  # their merge waits for the partitions of the s
 def merge_table(conninfo: str, run_id: str, table: str, jobs: int, progress) -> dict:
     """staging.<table> through migration.merge_chunk in block ranges on `jobs` connections."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        blocks, rows = conn.execute(
-            sql.SQL("SELECT pg_relation_size({t}::regclass) / current_setting('block_size')::int, "
-                    "(SELECT count(*) FROM {i})").format(
-                t=sql.Literal(f"staging.{table}"), i=sql.Identifier("staging", table))).fetchone()
+        blocks, rows = conn.execute(queries.load("staging_extent"), (table,)).fetchone()
     totals = {"fast": 0, "loaded": 0, "repaired": 0, "rejected": 0, "present": 0, "fallback_chunks": 0}
     if rows == 0:
         return totals
@@ -36,16 +34,10 @@ def merge_table(conninfo: str, run_id: str, table: str, jobs: int, progress) -> 
     def work(bounds):
         if not hasattr(local, "conn"):
             local.conn = psycopg.connect(conninfo, autocommit=True)
-            # a larger GIN pending list is flushed less often, in bigger, cheaper batches;
-            # a chunk is re-done after a crash anyway, so its commit need not wait for disk
-            local.conn.execute("SET gin_pending_list_limit = '32MB'")
-            local.conn.execute("SET work_mem = '64MB'")
-            local.conn.execute("SET synchronous_commit = off")
+            local.conn.execute(queries.load("merge_session_settings"))
             with lock:
                 connections.append(local.conn)
-        counts = local.conn.execute(
-            "SELECT (c).fast, (c).loaded, (c).repaired, (c).rejected, (c).present, (c).fallback "
-            "FROM migration.merge_chunk(%s, %s, %s, %s) c", (run_id, table, *bounds)).fetchone()
+        counts = local.conn.execute(queries.load("merge_chunk"), (run_id, table, *bounds)).fetchone()
         with lock:
             for key, value in zip(("fast", "loaded", "repaired", "rejected", "present"), counts[:5]):
                 totals[key] += value
@@ -69,7 +61,5 @@ def merge_table(conninfo: str, run_id: str, table: str, jobs: int, progress) -> 
 
 def merge_hostile(conninfo: str, run_id: str, table: str) -> dict:
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        counts = conn.execute(
-            "SELECT (c).loaded, (c).repaired, (c).rejected, (c).present "
-            "FROM migration.merge_hostile(%s, %s) c", (run_id, table)).fetchone()
+        counts = conn.execute(queries.load("merge_hostile"), (run_id, table)).fetchone()
     return dict(zip(("loaded", "repaired", "rejected", "present"), counts))

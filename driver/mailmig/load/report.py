@@ -7,6 +7,8 @@ import time
 
 import psycopg
 
+from mailmig import queries
+
 from mailmig.textable import render
 
 
@@ -16,10 +18,9 @@ def write_report(conninfo, run, report, stages, started):
     run.write_json("report.json", report)
     try:
         with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(
-                "UPDATE migration.runs SET finished_at = now(), status = %s, report = %s WHERE run_id = %s",
-                ("ok" if report.get("ok") else "failed",
-                 psycopg.types.json.Jsonb(report), run.id))
+            conn.execute(queries.load("load_run_finish"),
+                         {"status": "ok" if report.get("ok") else "failed",
+                          "report": psycopg.types.json.Jsonb(report), "run_id": run.id})
     except psycopg.Error:
         pass  # the report file is written; the database may be what failed
 

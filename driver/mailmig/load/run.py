@@ -43,7 +43,7 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
     started = time.monotonic()
 
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute("INSERT INTO migration.runs (run_id, kind) VALUES (%s, 'load')", (run.id,))
+        conn.execute(queries.load("load_run_start"), (run.id,))
         column_map = conn.execute(queries.load("column_map_rows")).fetchall()
     copier = None
     report = load.report

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from mailmig import audit, snapshot, staging
+from mailmig import audit, queries, snapshot, staging
 from mailmig.load.clock import Stages
 from mailmig.load.merge import PARTITIONED_TABLES, merge_hostile, merge_table
 from mailmig.load.report import print_audit
@@ -208,8 +208,7 @@ def _check_staged_counts(load: Load, audits, loads: list[dict], manifest: dict) 
 def make_partitions(load: Load) -> list:
     """The partitions of every month the staged emails fall in."""
     with psycopg.connect(load.conninfo, autocommit=True) as conn:
-        return [r[0] for r in conn.execute(
-            "SELECT mail.ensure_partitions_for_months(migration.staged_email_months())")]
+        return [r[0] for r in conn.execute(queries.load("load_partitions"))]
 
 
 def merge_one_table(load: Load, table: Table, audits, manifest: dict) -> dict:
@@ -249,11 +248,11 @@ def merge_into_mail(load: Load, audits, manifest: dict) -> None:
 
 # 5. sequences, statistics, the accounting of every row ---------------------------------
 def _on_own_connection(conninfo: str, statements: list) -> dict:
-    """Run (query, params, tag) in order; returns {tag: first row} of the tagged ones."""
+    """Run (named query, params, tag) in order; returns {tag: first row} of the tagged ones."""
     rows = {}
     with psycopg.connect(conninfo, autocommit=True) as conn:
         for query, params, tag in statements:
-            cur = conn.execute(query, params)
+            cur = conn.execute(queries.load(query), params)
             if tag:
                 rows[tag] = cur.fetchone()
     return rows
@@ -264,16 +263,15 @@ def finish_and_account(load: Load, manifest: dict) -> dict:
     connections: ANALYZE is single-threaded, the accounting reads what it does not write.
     Returns the per-table accounting (report["tables"])."""
     def set_sequence(seq, table):
-        return ("SELECT migration.sequence_past_max(%s, %s)", (seq, table), None)
+        return ("sequence_past_max", (seq, table), None)
 
     def account_for(table):
-        return ("SELECT * FROM migration.account_for(%s)", (table.name,), table.name)
+        return ("account_for", (table.name,), table.name)
 
     def do_finish():
         work = [
-            [set_sequence("mail.emails_id_seq", "mail.emails"), ("ANALYZE mail.emails", None, None)],
-            [set_sequence("mail.accounts_id_seq", "mail.accounts"),
-             ("ANALYZE mail.accounts, mail.sessions", None, None)]
+            [set_sequence("mail.emails_id_seq", "mail.emails"), ("analyze_emails", None, None)],
+            [set_sequence("mail.accounts_id_seq", "mail.accounts"), ("analyze_accounts_sessions", None, None)]
             + [account_for(t) for t in load.tables if t.name not in PARTITIONED_TABLES],
             [account_for(t) for t in load.tables if t.name in PARTITIONED_TABLES],
         ]

@@ -6,6 +6,8 @@ import threading
 
 import psycopg
 
+from mailmig import queries
+
 
 class StagingProgress(threading.Thread):
     """Prints the size of the staging tables while pgloader or COPY fills them."""
@@ -20,12 +22,8 @@ class StagingProgress(threading.Thread):
             with psycopg.connect(self.conninfo, autocommit=True) as conn:
                 while not self.stop.wait(self.every):
                     parts = []
-                    for t in self.tables:
-                        size, = conn.execute("SELECT pg_total_relation_size(%s::regclass)",
-                                             (f"staging.{t}",)).fetchone()
-                        copying = conn.execute(
-                            "SELECT coalesce(sum(tuples_processed), 0) FROM pg_stat_progress_copy "
-                            "WHERE relid = %s::regclass", (f"staging.{t}",)).fetchone()[0]
+                    for t, size, copying in conn.execute(queries.load("staging_progress"),
+                                                         {"tables": self.tables}):
                         parts.append(f"{t} {size / 1e6:,.0f} MB"
                                      + (f" (+{copying:,} rows in flight)" if copying else ""))
                     self.progress("   staging: " + ", ".join(parts))

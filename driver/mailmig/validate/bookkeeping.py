@@ -106,12 +106,13 @@ def expected_row(spec: TableSpec, row, book: Bookkeeping, diffs: Differences | N
 
 def read_bookkeeping(conn) -> Bookkeeping:
     book = Bookkeeping()
-    if conn.execute("SELECT to_regclass('migration.repairs') IS NOT NULL").fetchone()[0]:
+    has_repairs, has_rejects = conn.execute(queries.load("validate_bookkeeping_tables")).fetchone()
+    if has_repairs:
         cur = conn.cursor(row_factory=psycopg.rows.dict_row)
         for r in cur.execute(queries.load("validate_repairs")):
             book.repairs.setdefault((r["source_table"], r["source_key"]), {})[r["column_name"]] = r
             book.run_ids.add(r["run_id"])
-    if conn.execute("SELECT to_regclass('migration.rejects') IS NOT NULL").fetchone()[0]:
+    if has_rejects:
         cur = conn.cursor(row_factory=psycopg.rows.dict_row)
         for r in cur.execute(queries.load("validate_rejects")):
             book.rejects[(r["source_table"], r["source_key"])] = r

@@ -77,7 +77,7 @@ def scan_source(spec: TableSpec, conn, book: Bookkeeping, diffs: Differences, pr
 
 def connect(conninfo: str) -> psycopg.Connection:
     conn = psycopg.connect(conninfo, autocommit=True)
-    conn.execute("SET jit = off")  # compiling the wide expressions costs more than it saves
+    conn.execute(queries.load("validate_session_settings"))
     return conn
 
 

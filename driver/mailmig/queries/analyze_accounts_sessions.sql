@@ -1,0 +1,2 @@
+-- analyze_accounts_sessions: statistics of mail.accounts and mail.sessions after the load
+ANALYZE mail.accounts, mail.sessions
