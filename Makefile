@@ -26,9 +26,11 @@ endif
 # Extra arguments for `mailmig load` / `mailmig validate`, e.g. LOAD_ARGS='--loader copy'
 LOAD_ARGS ?=
 VALIDATE_ARGS ?=
+# Extra arguments for `mailmig bench`, e.g. BENCH_ARGS='--writers 1,10 --no-volume'
+BENCH_ARGS ?=
 
 .PHONY: help setup system venv demo demo-data db-up db-down db-status schema load validate \
-        cron-install reverse-capture-install serve test test-unit test-func bench-load bench-validate bench-demo-data \
+        cron-install reverse-capture-install serve test test-unit test-func bench bench-quick bench-load bench-validate bench-demo-data \
         clean distclean
 
 help: ## list the targets
@@ -43,7 +45,7 @@ venv: $(VENV)/.installed ## the .venv with mailmig (editable) and its test extra
 
 $(VENV)/.installed: pyproject.toml | system
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test,bench]'
 	@touch $@
 
 demo: setup ## the main job end to end on the embedded default: data, cluster, schema, load, validate
@@ -91,6 +93,12 @@ test-unit: setup ## unit tests only (no server)
 
 test-func: setup ## functional tests only (real PostgreSQL, SQLite, pgloader)
 	$(VENV)/bin/pytest tests/func
+
+bench: setup ## SQLite against PostgreSQL through the store, side by side (SCALE=seed for the figures that count)
+	$(MAILMIG) bench --scale $(SCALE) $(BENCH_ARGS)
+
+bench-quick: setup ## the bench's smoke run, under two minutes (small data, short phases)
+	$(MAILMIG) bench --quick $(BENCH_ARGS)
 
 bench-demo-data: setup ## time the generator at SCALE
 	$(VENV)/bin/python bench/bench_demo_data.py $(DATA_ARGS)

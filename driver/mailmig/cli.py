@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "mailmig.service",
     "mailmig.service.client",
     "mailmig.switch",  # cutover, rollback
+    "mailmig.bench",
 ]
 
 EPILOG = """\
