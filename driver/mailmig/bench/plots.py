@@ -91,7 +91,7 @@ def timeline(r: dict, key: str, title: str, path: Path) -> Path:
 def search_vs_volume(r: dict, path: Path) -> Path:
     plt = _pyplot()
     volumes = sorted(r["search"], key=lambda v: v["volume"])
-    fig, ax = plt.subplots(figsize=(10, 5.5))
+    fig, ax = plt.subplots(figsize=(12, 5.5))
     names = [q["name"] for q in volumes[0]["queries"]]
     markers = ["o", "s", "^", "D", "v"]
     for i, name in enumerate(names):
@@ -104,15 +104,19 @@ def search_vs_volume(r: dict, path: Path) -> Path:
             ax.plot(xs, ys, "-" if store == "postgres" else "--", marker=markers[i % len(markers)],
                     color=COLORS[store], label=f"{NAMES[store]}: {name}")
     ax.axhline(50, color="grey", lw=0.8, ls=":")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks([v["volume"] for v in volumes])
     ax.set_xticklabels([f"{v['volume']:,}" for v in volumes])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
     ax.set_xlabel("emails in the store")
     ax.set_ylabel("search p95, ms (log)")
     ax.set_title("Full-text search p95 against volume (best 50 by rank)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
