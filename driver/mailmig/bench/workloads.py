@@ -317,6 +317,8 @@ def concurrent_writers(bench: Bench) -> dict:
         row = {"writers": writers}
         for store in STORES:
             processes = min(writers, bench.plan.writer_processes)
+            bench.progress(f"   {writers} writers on {store} for {bench.plan.writer_seconds:g} s "
+                           f"({processes} processes) ...")
             run = run_writers(bench.spec(store, f"w{writers}"), writers, processes,
                               duration=bench.plan.writer_seconds, server=bench.server if store == "postgres" else None)
             row[store] = writer_summary(run)
@@ -342,6 +344,8 @@ def _paced(bench: Bench, store: str, tag: str, background: Callable[[], dict]) -
         time.sleep(plan.tail_s)
         return {**info, "start_s": round(started, 3), "end_s": round(ended, 3)}
 
+    bench.progress(f"   {store}: {plan.paced_writers} writers at {rate:.1f} emails/s; {tag} after "
+                   f"{plan.baseline_s:g} s ...")
     run = run_writers(bench.spec(store, tag), plan.paced_writers, 1, rate_per_writer=rate / plan.paced_writers,
                       during=during, server=bench.server if store == "postgres" else None)
     summary = writer_summary(run)
