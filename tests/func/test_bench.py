@@ -62,8 +62,16 @@ def test_every_workload_reports_both_stores(cfg, tmp_path):
         pool = row["postgres"]["pool"]
         assert pool["max_size"] == 20 and 1 <= pool["peak_in_use"] <= min(20, row["writers"])
     # 5, 6: the background work ran inside the writers' window and removed the same month
-    removed = {s: r["retention"][s]["background"]["rows_removed"] for s in STORES}
-    assert removed["sqlite"] > 0 and abs(removed["sqlite"] - removed["postgres"]) <= 10
+    removed = {s: r["retention"][s]["background"].get("rows_removed") for s in STORES}
+    assert removed["sqlite"] > 0
+    failure = r["retention"]["postgres"]["background"].get("error")
+    if failure:
+        # mail.drop_expired_partitions can lose a deadlock to concurrent inserts: a result,
+        # reported as such, never a crash of the run
+        assert "retention: FAILED under ingest" in "\n".join(lines)
+        assert r["issue_targets"][0]["verdict"].startswith("MISSED: the retention failed")
+    else:
+        assert abs(removed["sqlite"] - removed["postgres"]) <= 10
     for key in ("retention", "long_read", "maintenance"):
         for store in STORES:
             item = r[key][store]
@@ -74,6 +82,7 @@ def test_every_workload_reports_both_stores(cfg, tmp_path):
     assert "no SQLITE_BUSY" in {m["metric"] for m in r["key_metrics"]}
     assert r["claim"]["statement"].startswith("not measured")  # no run with 100 writers here
     assert any("not judged" in t["verdict"] for t in r["issue_targets"])
+    assert r["issue_targets"][0]["target"].startswith("retention under ingest")
     # output: the printed tables, the markdown for README, four real PNGs
     printed = "\n".join(lines)
     for title in ("1. one writer", "2. an inbox", "3. full-text search", "4. concurrent writers", "5-6. ingest",

@@ -85,7 +85,7 @@ def sections(r: dict) -> list[tuple[str, list[str], list[list], str]]:
                 "would be the limit), SQLite's engine included; server = all postgres processes (200% = both cores)"
                 + (f"; pool: {first.get('pool', {}).get('max_size')} connections shared" if first else "")))
 
-    rows = []
+    rows, notes = [], []
     for key, title in (("retention", "retention"), ("long_read", "long read"), ("maintenance", "VACUUM/ANALYZE")):
         item = r[key]
         s, p = item["sqlite"], item["postgres"]
@@ -96,6 +96,13 @@ def sections(r: dict) -> list[tuple[str, list[str], list[list], str]]:
         rows.append([f"{title}: errors (locked)", f"{s['errors']} ({s['locked_errors']})",
                      f"{p['errors']} ({p['locked_errors']})", None])
         sb, pb = s["background"], p["background"]
+        failed = [f"{name}: {bg['error'].splitlines()[0]}" for name, bg in (("SQLite", sb), ("PostgreSQL", pb))
+                  if bg.get("error")]
+        if failed:
+            rows.append([f"{title}: FAILED under ingest", "yes" if sb.get("error") else "no",
+                         "yes" if pb.get("error") else "no", None])
+            notes.extend(f"{title} failed on {f}" for f in failed)
+            continue
         if key == "retention":
             rows.append(["retention: rows removed / seconds", f"{sb['rows_removed']:,} / {sb['seconds']}",
                          f"{pb['rows_removed']:,} / {pb['seconds']}", _adv(sb["seconds"], pb["seconds"])])
@@ -110,7 +117,7 @@ def sections(r: dict) -> list[tuple[str, list[str], list[list], str]]:
                 "a long read, maintenance", HEADERS, rows,
                 "latency from each write's due time (a write queued behind a lock counts its wait); retention: "
                 f"SQLite DELETE of the month before {r['retention']['cutoff'][:10]} (FTS5 in step) vs "
-                "mail.drop_expired_partitions"))
+                "mail.drop_expired_partitions" + "".join(f"; {n}" for n in notes)))
 
     s, p = r["single_writer"]["sqlite"], r["single_writer"]["postgres"]
     rows = [["write_bytes per email (storage layer)", s["write_bytes_per_email"], p["write_bytes_per_email"],

@@ -339,8 +339,13 @@ def _paced(bench: Bench, store: str, tag: str, background: Callable[[], dict]) -
     def during(t0: float) -> dict:
         time.sleep(plan.baseline_s)
         started = time.monotonic() - t0
-        info = background()
+        try:
+            info = background()
+        except Exception as exc:  # noqa: BLE001 - a failed retention/VACUUM is a result, reported
+            info = {"error": f"{type(exc).__name__}: {exc}"[:400]}
+            bench.progress(f"   {store}: {tag} FAILED under ingest: {info['error'].splitlines()[0]}")
         ended = time.monotonic() - t0
+        info.setdefault("seconds", round(ended - started, 3))
         time.sleep(plan.tail_s)
         return {**info, "start_s": round(started, 3), "end_s": round(ended, 3)}
 
@@ -374,7 +379,7 @@ def retention(bench: Bench, now, cutoff) -> dict:
 
         out[store] = _paced(bench, store, "retention", run_retention)
         s = out[store]
-        bench.progress(f"   {store}: retention removed {s['background']['rows_removed']:,} rows in "
+        bench.progress(f"   {store}: retention removed {s['background'].get('rows_removed', 0):,} rows in "
                        f"{s['background']['seconds']} s; longest stall {s['longest_stall_ms']} ms, {s['errors']} errors")
     return out
 
@@ -401,7 +406,7 @@ def long_read(bench: Bench) -> dict:
             return {"exports": len(durations), "emails_per_export": emails, "export": summarize(durations)}
 
         out[store] = _paced(bench, store, "long-read", export)
-        bench.progress(f"   {store}: {out[store]['background']['exports']} exports; writers' longest stall "
+        bench.progress(f"   {store}: {out[store]['background'].get('exports', 0)} exports; writers' longest stall "
                        f"{out[store]['longest_stall_ms']} ms, {out[store]['errors']} errors")
     return out
 
