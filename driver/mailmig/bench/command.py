@@ -224,8 +224,9 @@ def add_commands(subparsers) -> None:
                     "plan's key metrics pass/MISSED and its '2-3x faster under load' claim as measured. Prints "
                     "the tables and writes runs/<run id>/bench.json, bench.md and PNG plots.")
     p.add_argument("--scale", choices=sorted(PLANS), default="small",
-                   help="small (default: a few minutes) or seed (261,000 emails, a 1,000,000-email search volume "
-                        "built on first use: about 10 GB of SQLite and 1 hour; the figures that count)")
+                   help="small (default: a few minutes) or seed (261,000 emails, and a 1,000,000-email search volume "
+                        "built on first use: about 9 GB of SQLite plus PostgreSQL's tables, about 50 GB free "
+                        "while it loads; the figures that count)")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run under two minutes: small data, short phases, no second search volume")
     p.add_argument("--no-volume", action="store_true", help="skip the larger search volume")

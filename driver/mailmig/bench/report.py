@@ -170,7 +170,8 @@ def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [f"### mailmig bench, SCALE={r['plan']['scale']}, run {r['run_id']}", "",
              f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, {m['os']}; PostgreSQL "
-             f"{m['postgres']}, SQLite {m['sqlite']}, Python {m['python']}. Dataset: {r['dataset']['sqlite_rows']:,} "
+             f"{m['postgres']}, SQLite {m['sqlite']}, Python {m['python']}; load average at the start "
+             f"{', '.join(f'{x:.2f}' for x in m['load_average_at_start'])}. Dataset: {r['dataset']['sqlite_rows']:,} "
              f"emails in SQLite, {r['dataset']['postgres_rows']:,} in PostgreSQL. Command: `{r['command']}`.", ""]
     for title, headers, rows, note in sections(r):
         lines.append(f"**{title.strip()}**")
