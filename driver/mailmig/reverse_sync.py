@@ -576,7 +576,7 @@ def start(conninfo: str) -> dict:
     """Start the reverse sync now (the cut-over calls it during its pause)."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         row = conn.execute(queries.load("reverse_sync_start")).fetchone()
-    return {"install_id": row[0], "after_xid": str(row[1]), "skipped": row[2]}
+    return {"install_id": row[0], "after_xid": str(row[1])}
 
 
 

@@ -46,7 +46,7 @@ def loaded(pg, template_db, dataset, tmp_path_factory):
 def env_factory(pg, loaded, dataset, tmp_path):
     made = []
 
-    def make(cutover: dict | None = None) -> SwitchEnv:
+    def make(cutover: dict | None = None, service: bool = True) -> SwitchEnv:
         dbname = f"rollback_{tmp_path.name[-30:].lower().replace('-', '_')}_{len(made)}"
         janitor = DatabaseJanitor(user=pg.user, host=pg.host, port=pg.port, dbname=dbname,
                                   template_dbname=LOADED_DB)
@@ -58,7 +58,8 @@ def env_factory(pg, loaded, dataset, tmp_path):
         env = SwitchEnv(workdir, pg.conninfo(dbname), "postgres", cutover)
         capture_install(env.dsn)
         start(env.dsn)  # what the cut-over does in its pause
-        env.service.start()
+        if service:
+            env.service.start()
         made.append((env, janitor))
         return env
 
@@ -155,7 +156,7 @@ def test_a_failing_hook_aborts_and_the_writes_are_resumed(env_factory, tmp_path,
     log = tmp_path / "hooks.log"
     hooks = {name: f"echo {name} $MAILMIG_MODE >> {log}" for name in ("pause", "switch", "resume")}
     hooks[failing] = f"echo {failing} >> {log}; echo 'no such container' >&2; exit 7"
-    env = env_factory(cutover={"control": "hooks", **{f"{k}_command": v for k, v in hooks.items()}})
+    env = env_factory(cutover={"control": "hooks", **{f"{k}_command": v for k, v in hooks.items()}}, service=False)
     done = env.mailmig("rollback")
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"{failing} hook" in done.stdout and "exit status 7: no such container" in done.stdout

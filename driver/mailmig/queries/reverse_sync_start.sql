@@ -1,2 +1,2 @@
 -- reverse_sync_start: start the reverse sync at this moment (earlier changes are SQLite's own)
-SELECT install_id, after_xid, skipped FROM migration.reverse_sync_start()
+SELECT install_id, after_xid FROM migration.reverse_sync_start()

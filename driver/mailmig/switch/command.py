@@ -31,8 +31,9 @@ def print_outcome(outcome: Outcome) -> None:
     say = print
     if outcome.steps:
         say("")
-        say(render(["step", "at s", "ms", "ok"],
-                   [[s.name, round(s.at_s, 3), round(s.seconds * 1000, 1), s.ok] for s in outcome.steps]))
+        say(render(["step", "at s (in the pause)", "ms", "ok"],
+                   [[s.name, None if s.at_s is None else round(s.at_s, 3), round(s.seconds * 1000, 1), s.ok]
+                    for s in outcome.steps]))
     released = outcome.released
     say("")
     if released is not None:

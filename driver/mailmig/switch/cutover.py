@@ -41,6 +41,38 @@ def last_validation(runs_dir: Path) -> dict | None:
     return report
 
 
+DATA_KINDS = ("missing", "extra", "changed")  # row differences (not bookkeeping problems)
+
+
+def judge_validation(conn, report: dict) -> tuple[bool, str]:
+    """Did this full validation pass, for a cut-over? With the sync following a live
+    service, a validation sees the newest rows before the sync applied them; such a row is
+    accepted only if the sync applied its key after the validation's sync point, because
+    the cut-over validates exactly those keys again in its pause. Any other difference,
+    any bookkeeping problem, or a truncated list of differences fails it."""
+    point = report.get("sync_point")
+    name = f"{report.get('run_id')} ({(report.get('source') or {}).get('kind', '?')})"
+    if point is None:
+        return False, (f"{name} recorded no sync point (a validation from before the live sync): validate again "
+                       "with `mailmig validate --source live`")
+    try:
+        since = {(t, k) for t, k in conn.execute(queries.load("switch_keys_since"), {"point": point})}
+    except psycopg.Error as exc:
+        return False, f"{name}: {str(exc).strip().splitlines()[0]}"
+    changed_since = f"{len(since):,} keys changed since its sync batch {point}, checked again in the pause"
+    if report.get("ok"):
+        return True, f"{name} passed; {changed_since}"
+    differences = report.get("differences") or []
+    if report.get("differences_truncated"):
+        return False, f"{name} FAILED with more differences than it lists: fix, then validate again"
+    other = [d for d in differences if d.get("kind") not in DATA_KINDS or (d["table"], str(d["key"])) not in since]
+    if other:
+        first = other[0]
+        return False, (f"{name} FAILED: {len(other):,} differences not explained by later changes, e.g. "
+                       f"{first.get('table')} {first.get('key')} {first.get('kind')}: fix, then validate again")
+    return True, (f"{name} passed but for {len(differences):,} rows the sync applied after it; {changed_since}")
+
+
 class Cutover(Frame):
     def __init__(self, conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path, writes, settings: Settings,
                  sync_settings: dict, progress=None):
@@ -120,23 +152,10 @@ class Cutover(Frame):
             self.check("last full validation", False, f"none in {self.runs_dir} (run `mailmig validate "
                                                       "--source live` with the sync following)")
             return
-        point = report.get("sync_point")
-        detail = f"{report.get('run_id')} ({(report.get('source') or {}).get('kind', '?')})"
-        if not report.get("ok"):
-            self.check("last full validation", False, f"{detail} FAILED: fix and validate again")
-            return
-        if point is None:
-            self.check("last full validation", False, f"{detail} passed but recorded no sync point: validate "
-                                                      "again (validate records it since the live sync exists)")
-            return
-        try:
-            count = conn.execute(queries.load("switch_keys_since_count"), {"point": point}).fetchone()[0]
-        except psycopg.Error as exc:
-            self.check("last full validation", False, f"{detail}: {str(exc).strip().splitlines()[0]}")
-            return
-        self.validation = report
-        self.check("last full validation", True,
-                   f"{detail} passed at sync batch {point}; {count:,} keys changed since, checked in the pause")
+        ok, detail = judge_validation(conn, report)
+        if ok:
+            self.validation = report
+        self.check("last full validation", ok, detail)
 
     def _check_reverse_capture(self, conn) -> None:
         installed, missing = conn.execute(queries.load("switch_reverse_capture_state")).fetchone()

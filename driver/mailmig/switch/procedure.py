@@ -71,7 +71,7 @@ class Check:
 @dataclass
 class Step:
     name: str
-    at_s: float  # since the pause began (negative: before it)
+    at_s: float | None  # since the pause began (None: before it)
     seconds: float
     ok: bool = True
     detail: dict = field(default_factory=dict)
@@ -121,7 +121,6 @@ class Frame:
                                "postgres" if kind == "cutover" else settings.rollback_to)
         self.pause_started: float | None = None
         self.deadline: float | None = None
-        self.created = time.monotonic()
         self.lock_conn: psycopg.Connection | None = None
 
     # -- the lock and the record -----------------------------------------------------
@@ -198,8 +197,8 @@ class Frame:
     @contextmanager
     def step(self, name: str):
         started = time.monotonic()
-        base = self.pause_started if self.pause_started is not None else self.created
-        record = Step(name, round(started - base, 6), 0.0)
+        at = None if self.pause_started is None else round(started - self.pause_started, 6)
+        record = Step(name, at, 0.0)
         self.outcome.steps.append(record)
         try:
             yield record.detail
@@ -209,7 +208,8 @@ class Frame:
             raise
         finally:
             record.seconds = round(time.monotonic() - started, 6)
-            self.say(f"  {record.at_s:8.3f} s  {name}: {record.seconds * 1000:.1f} ms"
+            when = "  before" if record.at_s is None else f"{record.at_s:8.3f}"
+            self.say(f"  {when} s  {name}: {record.seconds * 1000:.1f} ms"
                      + ("" if record.ok else f"  FAILED: {record.detail.get('error')}"))
 
     def start_pause(self) -> None:

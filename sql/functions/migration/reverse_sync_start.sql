@@ -1,7 +1,9 @@
 SET LOCAL ROLE mail_owner;
 
+-- the earlier signature counted the skipped rows (a scan inside the write pause)
+DROP FUNCTION IF EXISTS migration.reverse_sync_start();
 CREATE OR REPLACE FUNCTION migration.reverse_sync_start()
-RETURNS TABLE (install_id text, after_xid xid8, skipped bigint)
+RETURNS TABLE (install_id text, after_xid xid8)
 LANGUAGE plpgsql
 AS $$
 DECLARE
@@ -24,8 +26,8 @@ BEGIN
     SET install_id = excluded.install_id, after_xid = excluded.after_xid, after_seq = 0,
         started_at = now(), applied_changes = 0, applied_keys = 0, updated_at = now(),
         heartbeat_at = NULL, lag_seconds = NULL;
-  DELETE FROM migration.reverse_changelog c WHERE c.xid < v_horizon;
-  GET DIAGNOSTICS skipped = ROW_COUNT;
+  -- what lies before the start is pruned later, in small batches, by the reverse sync
+  -- (migration.reverse_changelog_prune), not here: this runs inside the write pause
   install_id := v_install;
   after_xid := v_horizon;
   RETURN NEXT;
