@@ -32,7 +32,9 @@ BEGIN
       AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid = 'text'::regtype;
     remade := v_have IS DISTINCT FROM v_table.wanted;
     IF remade THEN
-      EXECUTE format('DROP TABLE IF EXISTS staging.%I', v_table.name);
+      IF to_regclass(format('staging.%I', v_table.name)) IS NOT NULL THEN
+        EXECUTE format('DROP TABLE staging.%I', v_table.name);
+      END IF;
       EXECUTE format('CREATE UNLOGGED TABLE staging.%I (%s) '
                      'WITH (autovacuum_enabled = false, toast.autovacuum_enabled = false)',
                      v_table.name,
