@@ -29,7 +29,7 @@ import psycopg
 
 from mailmig.load import run_load
 from mailmig.sqlite_source import connect_readonly
-from mailmig.textable import render
+from mailmig.console import table
 
 INSERT_SAMPLE = 20_000
 COLUMNS = ("id, message_id, from_address, to_address, subject, body, html, headers, raw_email, "
@@ -194,7 +194,7 @@ def main() -> int:
     ceiling = copy_ceiling(emails_db)
 
     print("\nload stages")
-    print(render(["stage", "from s", "seconds", "rows", "rows/s", "MB/s"],
+    print(table(["stage", "from s", "seconds", "rows", "rows/s", "MB/s"],
                  [[s["stage"], s.get("start"), s["seconds"], s["rows"], s["rows_per_s"], s["mb_per_s"]]
                   for s in sorted(result.report["stages"], key=lambda s: s.get("start") or 0)]))
     all_rows = sum(totals.values())
@@ -217,7 +217,7 @@ def main() -> int:
          round(ceiling["rows"] / ceiling["seconds"]), None],
     ]
     print()
-    print(render(["what", "seconds", "rows", "rows/s", "MB/s"], rows))
+    print(table(["what", "seconds", "rows", "rows/s", "MB/s"], rows))
     migrated = result.report["migrated_seconds"]
     print(f"\nmailmig load: {migrated:.1f} s from snapshot to merged, indexed, analyzed and accounted for; "
           f"{load_seconds:.1f} s with the snapshot's sha256 and tar.gz archive made after it")

@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 
 from mailmig import demo_data, load, validate
+from mailmig.console import table
 from mailmig.config import PROJECT_ROOT, load_config
 from mailmig.sqlrunner import apply_sql
 
@@ -120,11 +121,12 @@ def main(argv=None) -> int:
     size = sum((snapshot / f).stat().st_size for f in ("emails.db", "auth.db"))
     print()
     print(f"rows: {', '.join(f'{k} {v:,}' for k, v in rows.items())}; SQLite {size / 2**20:,.0f} MiB")
-    print(f"{'what':<44} {'seconds':>9}")
-    print(f"{'full validation (every row, every column)':<44} {seconds:>9.2f}")
-    print(f"{'  of which the digest of both sides':<44} {result.report['seconds']['digest']:>9.2f}")
-    print(f"{'SELECT count(*) SQLite, 3 tables':<44} {counts['sqlite']:>9.2f}  (before: {counts_cold['sqlite']:.2f})")
-    print(f"{'SELECT count(*) PostgreSQL, 3 tables':<44} {counts['postgresql']:>9.2f}  (before: {counts_cold['postgresql']:.2f})")
+    print(table(["what", "seconds", "before validate"], [
+        ["full validation (every row, every column)", seconds, None],
+        ["  of which the digest of both sides", result.report["seconds"]["digest"], None],
+        ["SELECT count(*) SQLite, 3 tables", counts["sqlite"], counts_cold["sqlite"]],
+        ["SELECT count(*) PostgreSQL, 3 tables", counts["postgresql"], counts_cold["postgresql"]],
+    ]))
     target = TARGET_SECONDS.get(args.scale)
     if target:
         verdict = "met" if seconds <= target else "NOT met"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-from mailmig import sqlrunner
+from mailmig import console, sqlrunner
 from mailmig.config import Config
-from mailmig.textable import render
 
 
 def _local_only(cfg: Config, what: str) -> None:
@@ -98,7 +97,7 @@ def schema_apply(args, cfg: Config) -> int:
 
 def schema_status(args, cfg: Config) -> int:
     rows = sqlrunner.status(cfg.conninfo())
-    print(render(["kind", "file", "state"], [list(r) for r in rows]))
+    print(console.table(["kind", "file", "state"], [list(r) for r in rows]))
     counts: dict[str, int] = {}
     for _, _, state in rows:
         counts[state] = counts.get(state, 0) + 1

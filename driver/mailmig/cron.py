@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from mailmig import queries
+from mailmig import console, queries
 
 CRON_DIR = Path(__file__).resolve().parents[2] / "cron"
 JOB_PREFIX = "mailmig-"
@@ -121,6 +121,8 @@ def install(cron_conninfo: str, target_db: str, maintenance: dict[str, Any],
 def list_jobs(cron_conninfo: str, prefix: str = JOB_PREFIX) -> list[tuple]:
     """(name, schedule, database, active, last start, status, return message) per job."""
     with psycopg.connect(cron_conninfo) as conn:
+        if not conn.execute(queries.load("cron_installed")).fetchone()[0]:
+            return []  # pg_cron not created here yet: no job
         return conn.execute(queries.load("cron_jobs"), {"pattern": _like_prefix(prefix)}).fetchall()
 
 
@@ -150,13 +152,6 @@ def cron_conninfo_of(cfg) -> tuple[str, str]:
     return cfg.conninfo(cron_db), target_db
 
 
-def _format_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(v)) for v in column) for column in zip(header, *rows)]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip() for row in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def cron_install(args, cfg) -> int:
     cron_conninfo, target_db = cron_conninfo_of(cfg)
     for job in install(cron_conninfo, target_db, cfg.raw["maintenance"]):
@@ -177,7 +172,7 @@ def cron_list(args, cfg) -> int:
          (message or "-").replace("\n", " ")[:60]]
         for name, schedule, database, active, start, status, message in rows
     ]
-    print(_format_table(["job", "schedule", "database", "active", "last run", "status", "message"], table))
+    print(console.table(["job", "schedule", "database", "active", "last run", "status", "message"], table))
     return 0
 
 

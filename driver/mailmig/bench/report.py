@@ -3,7 +3,7 @@ markdown for README, from the same rows."""
 
 from __future__ import annotations
 
-from mailmig.textable import render
+from mailmig.console import table
 
 
 def _adv(s, p, lower_is_better=True):
@@ -144,7 +144,7 @@ def terminal(r: dict) -> str:
     parts = []
     for title, headers, rows, note in sections(r):
         parts.append(title)
-        parts.append(render(headers, rows))
+        parts.append(table(headers, rows))
         if note:
             parts.append(f"   ({note})")
         parts.append("")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mailmig import console
 from mailmig.load.run import run_load
 
 
@@ -16,7 +17,7 @@ def cmd_load(args, cfg) -> int:
     result = run_load(cfg.conninfo(), emails_db, auth_db, cfg.runs_dir,
                       loader=args.loader or load_cfg["loader"],
                       merge_jobs=args.merge_jobs or load_cfg["merge_jobs"],
-                      pgloader_settings=settings, keep_work=args.keep_work)
+                      pgloader_settings=settings, keep_work=args.keep_work, progress=console.Say())
     return 0 if result.ok else 1
 
 

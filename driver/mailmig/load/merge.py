@@ -5,12 +5,11 @@ the converting, repairing and rejecting; this module only hands out the ranges."
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 
-from mailmig import queries
+from mailmig import console, queries
 
 CHUNK_ROWS = 2000  # rows per merge transaction: small enough that a fallback is cheap
 PARTITIONED_TABLES = {"emails"}  # their merge waits for the partitions of the staged months
@@ -27,7 +26,8 @@ def merge_table(conninfo: str, run_id: str, table: str, jobs: int, progress) -> 
     step = max(1, int(CHUNK_ROWS / per_block))
     ranges = [(lo, lo + step) for lo in range(0, blocks + 1, step)]
     lock = threading.Lock()
-    done = {"chunks": 0, "last": time.monotonic()}
+    done = {"chunks": 0}
+    bar = console.bar(progress, f"merge {table}", rows)
     local = threading.local()
     connections = []
 
@@ -43,15 +43,11 @@ def merge_table(conninfo: str, run_id: str, table: str, jobs: int, progress) -> 
                 totals[key] += value
             totals["fallback_chunks"] += int(counts[5])
             done["chunks"] += 1
-            now = time.monotonic()
-            if now - done["last"] >= 5 or done["chunks"] == len(ranges):
-                done["last"] = now
-                merged = totals["loaded"] + totals["rejected"] + totals["present"]
-                progress(f"   merge {table}: {merged:,}/{rows:,} rows "
-                         f"({done['chunks']}/{len(ranges)} chunks)")
+            bar.update(totals["loaded"] + totals["rejected"] + totals["present"],
+                       f"({done['chunks']}/{len(ranges)} chunks)")
 
     try:
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        with bar, ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             list(pool.map(work, ranges))
     finally:
         for c in connections:

@@ -9,7 +9,7 @@ import psycopg
 
 from mailmig import queries
 
-from mailmig.textable import render
+from mailmig.console import table
 
 
 def write_report(conninfo, run, report, stages, started):
@@ -33,7 +33,7 @@ def print_audit(audits, unmapped, progress):
                 rows.append([a.table, column, issue, n])
     progress("audit: values PostgreSQL will not take as they are (per table and column)")
     if rows:
-        progress(render(["table", "column", "issue", "rows"], rows))
+        progress(table(["table", "column", "issue", "rows"], rows))
     else:
         progress("   none")
     progress("   rows stored whole beside pgloader (hostile): " + ", ".join(
@@ -47,8 +47,8 @@ def print_report(report, progress):
     rows = [[name, t["source"], t["loaded"], t["repaired"], t["rejected"], t["unaccounted"], t["ok"]]
             for name, t in report["tables"].items()]
     progress("load report")
-    progress(render(["table", "source", "loaded", "repaired", "rejected", "unaccounted", "ok"], rows))
-    progress(render(["stage", "from s", "seconds", "rows", "rows/s", "MB/s"],
+    progress(table(["table", "source", "loaded", "repaired", "rejected", "unaccounted", "ok"], rows))
+    progress(table(["stage", "from s", "seconds", "rows", "rows/s", "MB/s"],
                     [[s["stage"], s.get("start"), s["seconds"], s["rows"], s["rows_per_s"], s["mb_per_s"]]
                      for s in sorted(report["stages"], key=lambda s: s.get("start") or 0)]))
     progress("   (stages that overlap ran at once: partitions beside the merge of the tables "

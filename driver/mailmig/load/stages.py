@@ -127,7 +127,9 @@ def fill_staging(load: Load, audits: dict[str, audit.TableAudit], copies: dict[s
                                    {t.name: [k for k, _ in audits[t.name].hostile] for t in file_tables},
                                    {t.name: t.key for t in file_tables})
             jobs.append([(t, load.work_dir / name, t.name) for t in file_tables])
-        watcher = StagingProgress(load.conninfo, [t.name for t in load.tables], load.progress)
+        expected = sum(audits[t.name].rows - len(audits[t.name].hostile) for t in load.tables)
+        watcher = StagingProgress(load.conninfo, [t.name for t in load.tables], load.progress,
+                                  expected if load.loader == "copy" else None)
         watcher.start()
         checker = _IntegrityCheck(load)
         checker.start()
@@ -136,6 +138,7 @@ def fill_staging(load: Load, audits: dict[str, audit.TableAudit], copies: dict[s
                 loads = [one for done in pool.map(lambda job: _load_file(load, job), jobs) for one in done]
         finally:
             watcher.stop.set()
+            watcher.join()
         checker.join()
         if checker.error is not None:
             raise LoadError(str(checker.error))

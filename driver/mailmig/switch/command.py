@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from mailmig import console
 from mailmig.switch.cutover import run_cutover
 from mailmig.switch.procedure import Outcome, Settings
 from mailmig.switch.rollback import run_rollback
 from mailmig.switch.writes import HookWrites, ServiceWrites
-from mailmig.textable import render
 
 EXIT = {"switched": 0, "nothing_to_do": 0, "aborted": 1, "refused": 3, "unknown": 4}
 
@@ -31,9 +31,9 @@ def print_outcome(outcome: Outcome) -> None:
     say = print
     if outcome.steps:
         say("")
-        say(render(["step", "at s (in the pause)", "ms", "ok"],
-                   [[s.name, None if s.at_s is None else round(s.at_s, 3), round(s.seconds * 1000, 1), s.ok]
-                    for s in outcome.steps]))
+        say(console.table(["step", "at s (in the pause)", "ms", "ok"],
+                          [[s.name, None if s.at_s is None else round(s.at_s, 3), round(s.seconds * 1000, 1), s.ok]
+                           for s in outcome.steps]))
     released = outcome.released
     say("")
     if released is not None:

@@ -5,22 +5,22 @@ from __future__ import annotations
 import json
 import sys
 
+from mailmig import console
 from mailmig.validate.run import run_validate
 
 
 def summary_lines(report: dict, max_diffs: int = 20) -> list[str]:
-    header = ("table", "source", "pg", "rejected", "repaired", "missing", "extra", "changed", "problems", "ok")
-    rows = [header]
-    for name, t in report["tables"].items():
-        rows.append((name, f"{t['source']:,}", f"{t['pg']:,}", f"{t['rejected']:,}", f"{t['repaired_rows']:,}",
-                     str(t["missing"]), str(t["extra"]), str(t["changed"]), str(sum(t["problems"].values())),
-                     "yes" if t["ok"] else "NO"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
-    for name, t in report["tables"].items():
-        for m in t.get("months", []):
-            if not m["ok"]:
-                lines.append(f"{name} month {m['month']}: source {m['source']:,}, postgresql {m['pg']:,}")
+    """The summary of a validation: its counts per table, the months whose counts differ,
+    the first `max_diffs` differences."""
+    lines = [console.table(
+        ["table", "source", "pg", "rejected", "repaired", "missing", "extra", "changed", "problems", "ok"],
+        [[name, t["source"], t["pg"], t["rejected"], t["repaired_rows"], t["missing"], t["extra"],
+          t["changed"], sum(t["problems"].values()), t["ok"]] for name, t in report["tables"].items()])]
+    months = [[name, m["month"], m["source"], m["pg"]]
+              for name, t in report["tables"].items() for m in t.get("months", []) if not m["ok"]]
+    if months:
+        lines += ["", console.table(["table", "month", "source", "postgresql"], months,
+                                    title="months whose counts differ")]
     shown = report["differences"][:max_diffs]
     if shown:
         lines.append("")
@@ -41,7 +41,7 @@ def cmd_validate(args, cfg) -> int:
     live = (cfg.sources.emails_db, cfg.sources.auth_db)
     result = run_validate(
         cfg.conninfo(), cfg.runs_dir, source=args.source, emails_db=args.emails_db, auth_db=args.auth_db,
-        progress=lambda message: print(message, file=sys.stderr, flush=True), live_paths=live,
+        progress=console.Say(sys.stderr), live_paths=live,
     )
     for line in summary_lines(result.report, args.max_diffs):
         print(line)

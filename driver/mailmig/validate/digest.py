@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 
-from mailmig import queries
+from mailmig import console, queries
 from mailmig.validate.bookkeeping import Bookkeeping, expected_row
 from mailmig.validate.differences import Differences
 from mailmig.validate.rules import INT8_MAX, INT8_MIN
@@ -38,7 +38,7 @@ def select_source(spec: TableSpec, where: str = "") -> str:
     return f'SELECT {columns} FROM "{spec.name}"{where}'
 
 
-def scan_source(spec: TableSpec, conn, book: Bookkeeping, diffs: Differences, progress=None) -> dict:
+def scan_source(spec: TableSpec, conn, book: Bookkeeping, diffs: Differences, bar=None) -> dict:
     """Stream one SQLite table: bucket sums, per-month counts, the source keys seen."""
     buckets: dict[int, list] = {}
     months: dict[str, int] = {}
@@ -65,8 +65,8 @@ def scan_source(spec: TableSpec, conn, book: Bookkeeping, diffs: Differences, pr
             stamp = values[created_at]
             month = stamp[:7].decode() if stamp else "(no timestamp)"
             months[month] = months.get(month, 0) + 1
-        if progress and rows % 100_000 == 0:
-            progress(f"  sqlite {spec.name}: {rows:,} rows read")
+        if bar is not None and rows % 10_000 == 0:
+            bar.update(rows)
     for (table, key) in set(book.rejects) | set(book.repairs):
         if table == spec.name and key not in seen_book_keys:
             kind = "reject_without_source_row" if (table, key) in book.rejects else "repair_without_source_row"
@@ -113,7 +113,7 @@ def merge_buckets(*parts: dict) -> dict:
 
 
 def digest_both_sides(conninfo: str, specs: tuple[TableSpec, ...], sqlite: dict, book: Bookkeeping,
-                      diffs: Differences, say, progress=None) -> tuple[dict, dict]:
+                      diffs: Differences, say, totals: dict | None = None) -> tuple[dict, dict]:
     """Bucket sums of every table on both sides at once: PostgreSQL on two connections
     (the emails split between them by id, the other tables taking turns) while this
     thread reads SQLite."""
@@ -133,7 +133,9 @@ def digest_both_sides(conninfo: str, specs: tuple[TableSpec, ...], sqlite: dict,
         source_side = {}
         for spec in specs:
             say(f"digest {spec.name}: reading SQLite")
-            source_side[spec.name] = scan_source(spec, sqlite[spec.database], book, diffs, progress)
+            with console.bar(say, f"digest {spec.name}, SQLite side", (totals or {}).get(spec.name)) as bar:
+                source_side[spec.name] = scan_source(spec, sqlite[spec.database], book, diffs, bar)
+                bar.update(source_side[spec.name]["rows"])
         side_a, side_b = future_a.result(), future_b.result()
     pg_side = {**side_a, **side_b}
     pg_side.update({spec.name: merge_buckets(side_a[spec.name], side_b[spec.name]) for spec in emails})

@@ -82,7 +82,8 @@ def run_validate(conninfo: str, runs_dir, source: str = "snapshot", emails_db=No
             check_against_database(mapping, conn.execute(queries.load("column_map_rows")).fetchall())
             book = read_bookkeeping(conn)
             gate, pg_months = count_rows(conn, specs, sqlite, book, say)
-        source_side, pg_side = digest_both_sides(conninfo, specs, sqlite, book, diffs, say, progress)
+        source_side, pg_side = digest_both_sides(conninfo, specs, sqlite, book, diffs, say,
+                                                 {name: g["source"] for name, g in gate.items()})
         digest_seconds = time.monotonic() - started
         with connect(conninfo) as conn:
             tables = {spec.name: compare_table(spec, gate[spec.name], source_side, pg_side[spec.name],
