@@ -19,6 +19,7 @@ from mailmig.config import ConfigError, load_config
 COMMAND_MODULES = [
     "mailmig.cli_db",
     "mailmig.demo_data",
+    "mailmig.capture",
     "mailmig.load",
     "mailmig.validate",
     "mailmig.cron",

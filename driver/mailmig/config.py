@@ -191,6 +191,14 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "resume_command": (_optional(str), None, None),
         "switch_command": (_optional(str), None, None),
     },
+    "sync": {
+        "batch_rows": (_positive_int, 5000, None),
+        "poll_seconds": (_seconds, 0.2, None),
+        "prune_rows": (_positive_int, 1000, None),
+        "busy_timeout_ms": (_positive_int, 5000, None),
+        "keep_history": (_interval, "7 days", None),
+        "progress_seconds": (_seconds, 5.0, None),
+    },
     "maintenance": {
         "retention": (_interval, "90 days", None),
         "premake_months": (_positive_int, 3, None),
