@@ -26,10 +26,13 @@ endif
 # Extra arguments for `mailmig load` / `mailmig validate`, e.g. LOAD_ARGS='--loader copy'
 LOAD_ARGS ?=
 VALIDATE_ARGS ?=
+# Extra arguments for `mailmig sync`, e.g. SYNC_ARGS='--batch-rows 1000'
+SYNC_ARGS ?=
 # Extra arguments for `mailmig bench`, e.g. BENCH_ARGS='--writers 1,10 --no-volume'
 BENCH_ARGS ?=
 
 .PHONY: help setup system venv demo demo-data db-up db-down db-status schema load validate \
+        capture-install capture-status capture-uninstall sync sync-follow \
         cron-install reverse-capture-install serve test test-unit test-func bench bench-quick bench-load bench-validate bench-demo-data \
         clean distclean
 
@@ -74,6 +77,21 @@ load: schema ## migrate EMAILS_DB and AUTH_DB into PostgreSQL (LOAD_ARGS='--load
 
 validate: db-up ## compare every row and column of the last load with its snapshot
 	$(MAILMIG) validate $(VALIDATE_ARGS)
+
+capture-install: venv ## change-capture triggers in EMAILS_DB and AUTH_DB (before `make load`; safe while the app writes)
+	$(MAILMIG) capture install --emails-db $(EMAILS_DB) --auth-db $(AUTH_DB)
+
+capture-status: venv ## capture installed or not, backlog, age of the oldest unapplied change
+	$(MAILMIG) capture status --emails-db $(EMAILS_DB) --auth-db $(AUTH_DB)
+
+capture-uninstall: venv ## remove the capture triggers and changelog from EMAILS_DB and AUTH_DB
+	$(MAILMIG) capture uninstall --emails-db $(EMAILS_DB) --auth-db $(AUTH_DB)
+
+sync: schema ## apply every captured change to PostgreSQL and exit (the position is the load's)
+	$(MAILMIG) sync --emails-db $(EMAILS_DB) --auth-db $(AUTH_DB) $(SYNC_ARGS)
+
+sync-follow: schema ## keep applying captured changes until Ctrl-C, printing lag and rows/s
+	$(MAILMIG) sync --follow --emails-db $(EMAILS_DB) --auth-db $(AUTH_DB) $(SYNC_ARGS)
 
 cron-install: schema ## install the pg_cron maintenance jobs (not part of load)
 	$(MAILMIG) cron install

@@ -126,6 +126,15 @@ def _value_issues(kind: str, value, indexed: bool) -> tuple[list[str], bool]:
     return issues, kind == "float"
 
 
+def plain_row(table: Table, row) -> bool:
+    """Whether every value of a row (in mapping column order) is plain (contracts):
+    the same rule the audit applies, for the sync's landing of single rows."""
+    for (column, kind), value in zip(table.columns.items(), row):
+        if value is not None and not _value_issues(kind, value, column in table.indexed)[1]:
+            return False
+    return True
+
+
 def _valid_utf8(value: bytes) -> bool:
     if value.isascii():
         return True

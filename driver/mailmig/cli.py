@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "mailmig.demo_data",
     "mailmig.capture",
     "mailmig.load",
+    "mailmig.sync",
     "mailmig.validate",
     "mailmig.cron",
     "mailmig.reverse_sync",  # after the forward sync: it adds --reverse to `sync`

@@ -49,12 +49,15 @@ def run_load(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path,
     report = load.report
     try:
         check_against_database(load.tables, column_map)
+        exact = stage.mail_is_empty(load)  # before anything is merged (the sync's start)
         manifest, archiver = stage.take_snapshot(load)
         copier, copies = stage.start_work_copies(load)
         audits = stage.audit_snapshot(load)
         stage.fill_staging(load, audits, copies, manifest)
         stage.merge_into_mail(load, audits, manifest)
         accounting = stage.finish_and_account(load, manifest)
+        if all(t["ok"] for t in accounting.values()):
+            stage.record_sync_start(load, exact)
         report["migrated_seconds"] = round(time.monotonic() - started, 3)
         progress(f"   migrated (snapshot to merged, indexed, analyzed, accounted for) in "
                  f"{report['migrated_seconds']:.1f} s")

@@ -22,7 +22,7 @@ from mailmig.load.clock import Stages
 from mailmig.load.merge import PARTITIONED_TABLES, merge_hostile, merge_table
 from mailmig.load.report import print_audit
 from mailmig.load.watch import StagingProgress
-from mailmig.mapping import Table
+from mailmig.mapping import SOURCE_FILES, Table
 from mailmig.runs import Run
 
 
@@ -310,3 +310,27 @@ def archive_snapshot(load: Load, archiver: snapshot.Archiver, manifest: dict) ->
 
     load.stages.run("snapshot sha256 + tar.gz", do_archive,
                     nbytes=lambda _: (load.snap_dir / "snapshot.tar.gz").stat().st_size)
+
+
+# 7. where the live sync starts ------------------------------------------------------------
+def mail_is_empty(load: Load) -> bool:
+    """Before anything is merged: does mail.* hold nothing (then, once merged, it is exactly
+    the snapshot's state, and a sync can start at the snapshot's changelog position)?"""
+    with psycopg.connect(load.conninfo, autocommit=True) as conn:
+        return conn.execute(queries.load("mail_is_empty")).fetchone()[0]
+
+
+def record_sync_start(load: Load, exact: bool) -> dict:
+    """With change capture installed in a file, its changelog position inside the snapshot
+    is where the sync of that file starts (migration.sync_start): a change made during the
+    load is then neither lost nor applied twice. Without capture, say that a later sync is
+    impossible from this run."""
+    from mailmig import sync
+
+    live = {source: load.sources[file_name] for source, file_name in SOURCE_FILES.items()}
+    outcomes = load.stages.run("sync start", lambda: sync.record_load_start(
+        load.conninfo, load.run.id, load.snap_dir, live, exact))
+    for outcome in outcomes.values():
+        load.progress(f"   {outcome['message']}")
+    load.report["sync_start"] = outcomes
+    return outcomes
