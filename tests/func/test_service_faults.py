@@ -4,6 +4,7 @@ session's shared cluster must stay up for every other test)."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from mailmig.cluster import Cluster
 from mailmig.sqlrunner import apply_sql
 from mailmig.store import create_legacy_files
 from tests.conftest import free_port
-from tests.func.service_process import ServiceProcess, message
+from tests.func.service_process import MAILMIG, ServiceProcess, message
 
 
 @pytest.fixture(scope="module")
@@ -139,11 +140,23 @@ class Traffic:
         self._thread.join(timeout)
 
 
-def test_dual_mode_answers_250_while_postgres_is_down_mid_traffic(own_cluster, workdir):
+def mailmig(service: ServiceProcess, *args: str) -> subprocess.CompletedProcess:
+    """A mailmig command on the service's configuration (files, database)."""
+    return subprocess.run(MAILMIG + list(args), cwd=service.workdir, env=service.env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_dual_mode_answers_250_while_postgres_is_down_mid_traffic_and_the_sync_levels_it(own_cluster, workdir):
     with psycopg.connect(own_cluster.conninfo(), autocommit=True) as conn:
         conn.execute("TRUNCATE mail.emails, mail.accounts, mail.sessions CASCADE")
+        conn.execute("TRUNCATE migration.sync_position")
     service = ServiceProcess(workdir, "dual", dsn=own_cluster.conninfo(),
                              app={"pool_timeout": 0.5, "pg_down_backoff": 0.3})
+    # the live-migration path: change capture on the files, then a load that records
+    # where the sync starts; the SQLite changelog is dual mode's retry queue
+    for step in (["capture", "install"], ["load", "--loader", "copy"]):
+        done = mailmig(service, *step)
+        assert done.returncode == 0, done.stdout + done.stderr
     service.start()
     traffic = Traffic(service, "dual", 60)
     try:
@@ -176,3 +189,9 @@ def test_dual_mode_answers_250_while_postgres_is_down_mid_traffic(own_cluster, w
     missing = in_sqlite - in_postgres
     assert missing and len(missing) <= len(in_sqlite) - 10  # written while down: left for the sync
     assert f"<dual-59@traffic>" in in_postgres  # PostgreSQL written again once it was back
+    # the sync replays the changelog: PostgreSQL level with SQLite, every row and column
+    done = mailmig(service, "sync")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert stored_message_ids(own_cluster) == in_sqlite
+    done = mailmig(service, "validate", "--source", "live")
+    assert done.returncode == 0, done.stdout + done.stderr
