@@ -547,3 +547,62 @@ def test_the_load_records_where_the_sync_starts_or_says_it_cannot(pg, base, temp
     assert result.ok and result.report["totals"]["changes"] == 1
     assert run_validate(dsn, runs, source="live", emails_db=emails, auth_db=auth, progress=None).ok
     janitor.drop()
+
+
+# -- validate --source live follows the sync (issue 12, item 5) ----------------------------
+
+
+def _validate_cli(setup: Setup) -> tuple[int, str, dict]:
+    import json
+
+    env = {**os.environ, "POSTGRES_DSN": setup.dsn, "MAILMIG_RUNS_DIR": str(setup.runs),
+           "EMAILS_DB": str(setup.emails), "AUTH_DB": str(setup.auth)}
+    done = subprocess.run([sys.executable, "-m", "mailmig.cli", "validate", "--source", "live"],
+                          capture_output=True, text=True, env=env, cwd=PROJECT, timeout=120)
+    report = json.loads((setup.runs / "latest-validate" / "validate.json").read_text())
+    return done.returncode, done.stdout, report
+
+
+def test_validate_live_after_a_sync_of_a_quiet_source_exits_0(setup):
+    _some_changes(setup)
+    assert setup.sync().ok
+    code, out, report = _validate_cli(setup)
+    assert code == 0, out
+    assert report["sync_point"] == setup.query("SELECT migration.sync_point()")[0][0] > 0
+    assert report["in_flight"]["counts"] == {} and report["differences"] == []
+
+
+def test_validate_live_reports_rows_newer_than_the_sync_position_apart(setup):
+    assert setup.sync().ok
+    # a real difference, made behind everybody's back in PostgreSQL: a row no source has
+    # (the writer only touches rows of the file, so this one is never in flight)
+    tampered = 7777777
+    setup.query("INSERT INTO mail.emails (id, message_id, from_address, to_address, created_at) "
+                "VALUES (%s, '<extra@x>', 'a@x', 'b@x', '2026-10-10 10:00:00+00') RETURNING id", (tampered,))
+    # and changes the sync has not applied yet, made by a writer process while validate runs
+    writer = subprocess.Popen([sys.executable, "-m", "mailmig.legacy_app", "--emails-db", str(setup.emails),
+                               "--auth-db", str(setup.auth), "--emails-per-s", "40", "--updates-per-s", "40",
+                               "--deletes-per-s", "5", "--logins-per-s", "5"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert "legacy-app: writing" in writer.stdout.readline()
+        time.sleep(1.0)
+        code, out, report = _validate_cli(setup)
+    finally:
+        writer.terminate()
+        writer.communicate(timeout=30)
+    assert code == 1, out
+    # the one real difference, and nothing else, among the differences
+    assert [(d["table"], str(d["key"]), d["kind"]) for d in report["differences"]] == [("emails", str(tampered), "extra")]
+    # the rows in flight are reported apart, and each one's key is past the sync position
+    flight = report["in_flight"]
+    assert sum(sum(c.values()) for c in flight["counts"].values()) > 10
+    with connect(setup.emails) as e, connect(setup.auth) as a:
+        waiting = {("emails", str(k)) for (k,) in e.execute("SELECT source_key FROM mailmig_changelog WHERE seq > 0")}
+        waiting |= {(t, str(k)) for t, k in a.execute("SELECT source_table, source_key FROM mailmig_changelog")}
+    assert {(d["table"], str(d["key"])) for d in flight["rows"]} <= waiting
+    assert "in flight:" in out and "not differences" in out
+    # once the sync has applied them, only the tampered row is left
+    assert setup.sync().ok
+    code, out, report = _validate_cli(setup)
+    assert code == 1 and report["in_flight"]["counts"] == {}
+    assert [str(d["key"]) for d in report["differences"]] == [str(tampered)]

@@ -28,6 +28,8 @@ The modules, one capability each:
   drilldown    the rows of the differing buckets, compared column by column
   run          one validation (run_validate) and its report
   keys         the rows of a set of keys only (validate_keys: the cut-over's check)
+  inflight     --source live while the sync follows: the rows changed after the sync
+               position, reported apart from the differences
   command      `mailmig validate` and the summary it prints
 """
 

@@ -37,17 +37,41 @@ class Differences:
     def __init__(self):
         self.items: list[dict] = []
         self.counts: dict[str, dict[str, int]] = {}
+        self.found: list[tuple[str, str, str]] = []  # (table, kind, key) of every one, for split()
         self.lock = threading.Lock()
 
     def add(self, table: str, kind: str, key, **detail) -> None:
         with self.lock:
             per_table = self.counts.setdefault(table, {})
             per_table[kind] = per_table.get(kind, 0) + 1
+            self.found.append((table, kind, str(key)))
             if len(self.items) < MAX_STORED_DIFFS:
                 self.items.append({"table": table, "kind": kind, "key": key, **detail})
 
     def count(self, table: str, kind: str) -> int:
         return self.counts.get(table, {}).get(kind, 0)
+
+    def split(self, keys: set[tuple[str, str]]) -> "Differences":
+        """Move the differences of the given (table, key) pairs out into a Differences of
+        their own (validate --source live: rows changed after the sync position)."""
+        moved = Differences()
+        with self.lock:
+            kept_found, kept_items = [], []
+            for table, kind, key in self.found:
+                if (table, key) in keys:
+                    per_table = moved.counts.setdefault(table, {})
+                    per_table[kind] = per_table.get(kind, 0) + 1
+                    moved.found.append((table, kind, key))
+                else:
+                    kept_found.append((table, kind, key))
+            for item in self.items:
+                (moved.items if (item["table"], str(item["key"])) in keys else kept_items).append(item)
+            self.found, self.items = kept_found, kept_items
+            self.counts = {}
+            for table, kind, _ in kept_found:
+                per_table = self.counts.setdefault(table, {})
+                per_table[kind] = per_table.get(kind, 0) + 1
+        return moved
 
 
 # kinds of difference that are not a missing, extra or changed row

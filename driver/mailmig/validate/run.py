@@ -16,6 +16,7 @@ from mailmig.validate.bookkeeping import Bookkeeping, read_bookkeeping
 from mailmig.validate.differences import PROBLEM_KINDS, Differences
 from mailmig.validate.digest import connect, digest_both_sides
 from mailmig.validate.drilldown import drill_down
+from mailmig.validate.inflight import keys_in_flight, sync_point
 from mailmig.validate.tables import TableSpec, table_specs
 
 
@@ -81,6 +82,9 @@ def run_validate(conninfo: str, runs_dir, source: str = "snapshot", emails_db=No
         with connect(conninfo) as conn:
             check_against_database(mapping, conn.execute(queries.load("column_map_rows")).fetchall())
             book = read_bookkeeping(conn)
+            # the live files while the sync follows them: rows changed after this point
+            # are in flight, reported apart from the differences (validate.inflight)
+            point = sync_point(conn) if source == "live" else None
             gate, pg_months = count_rows(conn, specs, sqlite, book, say)
         source_side, pg_side = digest_both_sides(conninfo, specs, sqlite, book, diffs, say,
                                                  {name: g["source"] for name, g in gate.items()})
@@ -89,6 +93,11 @@ def run_validate(conninfo: str, runs_dir, source: str = "snapshot", emails_db=No
             tables = {spec.name: compare_table(spec, gate[spec.name], source_side, pg_side[spec.name],
                                                pg_months, sqlite[spec.database], conn, book, diffs, say)
                       for spec in specs}
+            in_flight = None
+            if point is not None:
+                flight = keys_in_flight(conn, point, {"emails_db": sources["emails_db"],
+                                                      "auth_db": sources["auth_db"]})
+                in_flight = separate_in_flight(tables, diffs, diffs.split(flight), point, len(flight), say)
     finally:
         for conn in sqlite.values():
             conn.close()
@@ -103,6 +112,10 @@ def run_validate(conninfo: str, runs_dir, source: str = "snapshot", emails_db=No
         "difference_counts": diffs.counts,
         "differences": diffs.items,
         "differences_truncated": sum(sum(c.values()) for c in diffs.counts.values()) > len(diffs.items),
+        # live source with the sync following: the sync point when this validation began
+        # (the cut-over asks which keys the sync applied after it), and the rows in flight
+        "sync_point": point.batch_id if point else None,
+        "in_flight": in_flight,
         "seconds": {"digest": round(digest_seconds, 3), "total": round(time.monotonic() - started, 3)},
     }
     path = run.write_json("validate.json", report)
@@ -164,3 +177,24 @@ def compare_table(spec: TableSpec, gate: dict, source_side: dict, pg_buckets: di
         and not problems and not any(found.values())
     )
     return entry
+
+
+def separate_in_flight(tables: dict, diffs: Differences, pending: Differences, point, keys: int, say) -> dict:
+    """Recount each table without the rows in flight (they moved to `pending`) and judge it
+    on the rest. While the files change under validate, the counts per table and month
+    (read at another moment than the rows) can differ for rows in flight: they are kept in
+    the report but decide nothing, since the drill-down reads every row of every bucket
+    whose digest differs and names each differing row."""
+    for name, entry in tables.items():
+        for kind in ("missing", "extra", "changed"):
+            entry[kind] = diffs.count(name, kind)
+        entry["problems"] = {kind: diffs.count(name, kind) for kind in PROBLEM_KINDS if diffs.count(name, kind)}
+        entry["in_flight"] = sum(pending.counts.get(name, {}).values())
+        real = any(entry[kind] for kind in ("missing", "extra", "changed")) or entry["problems"]
+        entry["ok"] = not real
+    rows = sum(sum(c.values()) for c in pending.counts.values())
+    if rows:
+        say(f"in flight: {rows:,} differing rows changed after the sync position (sync point "
+            f"{point.batch_id}); not differences: the sync applies them")
+    return {"sync_point": point.batch_id, "keys_changed_since": keys, "counts": pending.counts,
+            "rows": pending.items[:1000]}
