@@ -32,7 +32,7 @@ SYNC_ARGS ?=
 BENCH_ARGS ?=
 
 .PHONY: help setup system venv demo demo-data db-up db-down db-status schema load validate \
-        capture-install capture-status capture-uninstall sync sync-follow \
+        capture-install capture-status capture-uninstall sync sync-follow bench-sync \
         cron-install reverse-capture-install serve test test-unit test-func bench bench-quick bench-load bench-validate bench-demo-data \
         clean distclean
 
@@ -126,6 +126,9 @@ bench-load: setup ## the load benchmark at SCALE (use SCALE=seed for the issue's
 
 bench-validate: setup ## the validation benchmark at SCALE (use SCALE=seed)
 	$(VENV)/bin/python bench/bench_validate.py --scale $(SCALE)
+
+bench-sync: setup ## the live sync: capture overhead, sync throughput, --follow lag, side by side (SCALE=seed)
+	$(VENV)/bin/python bench/bench_sync.py --scale $(SCALE)
 
 clean: ## remove runs/ and generated data/ (keeps the cluster)
 	rm -rf runs data

@@ -103,12 +103,13 @@ class Batch:
     to_seq: int
     source_seq: int  # the newest change in the file at this read
     to_seq_at: float | None  # `at` of changelog row to_seq (the new anchor)
-    oldest_unapplied_at: float | None  # `at` of the first change after to_seq
+    oldest_unapplied_at: float | None  # `at` of the first change after to_seq (left for the next batch)
     change_times: list[float] = field(default_factory=list)
     keys: dict[str, set[str]] = field(default_factory=dict)  # table -> key texts
     rows: dict[str, dict[str, tuple]] = field(default_factory=dict)  # table -> key -> row
     pulled: dict[str, set[str]] = field(default_factory=dict)
     null_keys: int = 0  # changelog rows whose key is NULL (a legacy sessions quirk): not syncable
+    read_at: float = 0.0  # epoch seconds of the read (the snapshot)
 
     @property
     def changes(self) -> int:
@@ -157,7 +158,7 @@ class SnapshotReader:
                     + "): the file was replaced or restored from an older copy, or its changelog was edited; "
                     "changes may be missing. Load again into an empty database to start the sync over")
         batch = Batch(src, state.install_id, position.seq, position.seq,
-                      max(state.high_water, state.last_seq or 0), position.seq_at, None)
+                      max(state.high_water, state.last_seq or 0), position.seq_at, None, read_at=time.time())
         changes = self.conn.execute(
             f"SELECT seq, source_table, source_key, at FROM {capture.CHANGELOG} WHERE seq > ? ORDER BY seq LIMIT ?",
             (position.seq, batch_rows)).fetchall()
@@ -341,6 +342,7 @@ class Syncer:
         self.latencies: deque[float] = deque(maxlen=LATENCIES_KEPT)
         self.recent: deque[tuple[float, int]] = deque()  # (time, changes) of the last minute
         self.last_beat: dict[str, float] = {}
+        self.behind: dict[str, bool] = {}  # the last heartbeat found changes to apply
         self.batches = 0
 
     # connection and lock
@@ -382,13 +384,17 @@ class Syncer:
         return sum(n for _, n in self.recent) / span
 
     def _beat(self, batch: Batch, applied_seq: int) -> None:
+        """The heartbeat of one read: when it was, the position after it, and the oldest
+        change it found unapplied (the first of the batch; none when it found nothing), so
+        that lag = how old that change was when the sync looked."""
+        oldest = batch.change_times[0] if batch.change_times else None
         self.pg.execute(queries.load("sync_beat"), {
             "source": batch.source.name, "run_id": self.run_id, "pid": os.getpid(), "following": self.following,
             "applied_seq": applied_seq, "source_seq": max(batch.source_seq, applied_seq),
-            "oldest_unapplied_at": (datetime.fromtimestamp(batch.oldest_unapplied_at, timezone.utc)
-                                    if batch.oldest_unapplied_at is not None else None),
-            "rows_per_s": round(self.rows_per_s(), 3)})
+            "oldest_unapplied_at": datetime.fromtimestamp(oldest, timezone.utc) if oldest is not None else None,
+            "rows_per_s": round(self.rows_per_s(), 3), "now": datetime.fromtimestamp(batch.read_at, timezone.utc)})
         self.last_beat[batch.source.name] = time.monotonic()
+        self.behind[batch.source.name] = oldest is not None
 
     def step(self, source: Source) -> BatchResult | None:
         """Read and apply one batch of one file; None when it had nothing to apply."""
@@ -409,7 +415,8 @@ class Syncer:
             # rows a kill between an earlier commit and its prune left behind
             pruned = self.pruners[source.name].prune(position.seq)
             if not batch.changes:
-                if time.monotonic() - self.last_beat.get(source.name, 0) >= 1.0:
+                # caught up: say so at once after a batch, then at most once a second
+                if self.behind.get(source.name) or time.monotonic() - self.last_beat.get(source.name, 0) >= 1.0:
                     self._beat(batch, position.seq)
                 return None
             lap("read")

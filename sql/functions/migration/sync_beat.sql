@@ -1,7 +1,10 @@
 SET LOCAL ROLE mail_owner;
 
--- The sync's heartbeat for one source file, written after each read of the changelog
--- (also when nothing was there): what it saw and when. migration.sync_status reads it.
+-- The sync's heartbeat for one source file, written with each batch and, when a read
+-- found nothing, at most once a second: p_now is the time of the read, p_applied_seq the
+-- position after it, p_oldest_unapplied_at the `at` of the oldest change the read found
+-- not applied yet (NULL: none), so that p_now - p_oldest_unapplied_at is how far behind
+-- the sync was when it looked. migration.sync_status reads it.
 CREATE OR REPLACE FUNCTION migration.sync_beat(p_source text, p_run_id text, p_pid int, p_following boolean,
                                                p_applied_seq bigint, p_source_seq bigint,
                                                p_oldest_unapplied_at timestamptz, p_rows_per_s double precision,

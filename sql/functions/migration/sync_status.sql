@@ -2,10 +2,10 @@ SET LOCAL ROLE mail_owner;
 
 -- Per source file: the sync's position and its last heartbeat, with the lag and the
 -- heartbeat's age as of p_now (psql: SELECT * FROM migration.sync_status();).
---   lag_seconds: age of the oldest change the sync had not applied at its last read
---                (0 when it had applied everything it saw), at the heartbeat;
+--   lag_seconds: age of the oldest unapplied change when the sync last read the
+--                changelog (0 when it found none): how far behind it was when it looked;
 --   heartbeat_age_seconds: how long ago that read was (a stopped sync: it grows);
---   backlog: changes the file held past the position at that read.
+--   backlog: changes the file held past the position after that read's batch.
 -- A cut-over trusts lag_seconds only with a small heartbeat_age_seconds.
 CREATE OR REPLACE FUNCTION migration.sync_status(p_now timestamptz DEFAULT now())
 RETURNS TABLE (source text, install_id text, position_seq bigint, position_set_by text,
