@@ -451,7 +451,7 @@ def cmd_status(args, cfg) -> int:
     pg_note = None
     try:
         with psycopg.connect(cfg.conninfo(), autocommit=True, connect_timeout=5) as conn:
-            if conn.execute("SELECT to_regclass('migration.sync_position') IS NOT NULL").fetchone()[0]:
+            if conn.execute(queries.load("sync_bookkeeping_exists")).fetchone()[0]:
                 for name in SOURCE_FILES:
                     row = conn.execute(queries.load("sync_position"), {"source": name}).fetchone()
                     if row:

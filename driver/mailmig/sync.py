@@ -693,12 +693,12 @@ def drain(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path, setting
 
 
 def record_load_start(conninfo: str, run_id: str, snapshot_dir: Path, live_paths: dict[str, Path],
-                      exact: bool, mapping_path: Path = DEFAULT_MAPPING) -> dict[str, dict]:
+                      exact: bool, tables: list[Table] | None = None) -> dict[str, dict]:
     """After a load: per source file, record where the sync starts, from the capture state
     inside the load's snapshot copy (its install id and changelog high-water mark).
     `exact`: mail.* was empty when the load began. Returns per source what happened:
     {"capture": bool, "outcome": started | kept | impossible | no-capture, "seq", "message"}."""
-    tables = load_mapping(mapping_path)
+    tables = tables if tables is not None else load_mapping()
     outcomes: dict[str, dict] = {}
     with psycopg.connect(conninfo, autocommit=True) as conn:
         for name, file_name in SOURCE_FILES.items():

@@ -147,6 +147,15 @@ def test_inserts_updates_deletes_arrive_and_validate_live_passes(setup):
     # nothing new: a second sync applies nothing and changes nothing
     again = setup.sync()
     assert again.ok and again.report["totals"]["changes"] == 0
+    # capture status, with PostgreSQL reachable: the position and what is past it
+    with connect(setup.emails) as conn:
+        conn.execute("UPDATE emails SET is_read = 1 WHERE id = (SELECT min(id) FROM emails)")
+    status_cli = subprocess.run([sys.executable, "-m", "mailmig.cli", "capture", "status", "--emails-db",
+                                 str(setup.emails), "--auth-db", str(setup.auth)], capture_output=True, text=True,
+                                env={**os.environ, "POSTGRES_DSN": setup.dsn}, cwd=PROJECT, timeout=60)
+    assert status_cli.returncode == 0, status_cli.stdout + status_cli.stderr
+    assert f"sync position: seq {setup.position('emails_db'):,}" in status_cli.stdout
+    assert "backlog 1 changes" in status_cli.stdout
 
 
 def test_an_email_whose_created_at_changed_moves_month(setup):
@@ -197,9 +206,18 @@ def test_insert_or_replace_deleting_a_row_on_another_unique_column_is_reconciled
         tok_victim, token = conn.execute("SELECT id, token FROM accounts WHERE token IS NOT NULL "
                                          "AND id < 9000000 ORDER BY id DESC LIMIT 1").fetchone()
         conn.execute("INSERT OR REPLACE INTO accounts (email, token) VALUES ('other@x.test', ?)", (token,))
+    # a row the load rejected (not in mail.*, only in migration.rejects) replaced the same way
+    rejected = setup.query("SELECT source_key, original->'message_id'->>'v' FROM migration.rejects "
+                           "WHERE source_table = 'emails' AND original->'message_id' ? 'v' "
+                           "AND sqlstate = '22007' ORDER BY source_key LIMIT 1")[0]
+    with connect(setup.emails) as conn:
+        conn.execute("INSERT OR REPLACE INTO emails (message_id, from_address, to_address, created_at) "
+                     "VALUES (?, 'new@x.test', 'to@x.test', '2026-10-21 10:00:00')", (rejected[1],))
     result = setup.sync()
-    assert result.ok and result.report["totals"]["pulled"] >= 3
+    assert result.ok and result.report["totals"]["pulled"] >= 4
     assert setup.query("SELECT count(*) FROM mail.emails WHERE id = %s", (victim,)) == [(0,)]
+    assert setup.query("SELECT count(*) FROM migration.rejects WHERE source_table = 'emails' AND source_key = %s",
+                       (rejected[0],)) == [(0,)]
     assert setup.query("SELECT count(*) FROM mail.accounts WHERE id IN (%s, %s)", (acc_victim, tok_victim)) == [(0,)]
     assert setup.validate().ok
 
@@ -433,7 +451,7 @@ def test_driver_killed_then_rerun_reaches_the_source_state(setup, point):
 def test_postgresql_restart_inside_a_batch_then_rerun_reaches_the_source_state(setup):
     _some_changes(setup)
     # inside the first batch's transaction, before its commit
-    proc = _cli(setup, faults="sync_batch_applied=sleep:3")
+    proc = _cli(setup, faults="sync_batch_applied=sleep:2")
     _wait_for(proc, "fault sync_batch_applied: sleep")
     setup.pg.cluster.stop()  # fast shutdown: the sync's session is cut
     setup.pg.cluster.start()

@@ -329,7 +329,7 @@ def record_sync_start(load: Load, exact: bool) -> dict:
 
     live = {source: load.sources[file_name] for source, file_name in SOURCE_FILES.items()}
     outcomes = load.stages.run("sync start", lambda: sync.record_load_start(
-        load.conninfo, load.run.id, load.snap_dir, live, exact))
+        load.conninfo, load.run.id, load.snap_dir, live, exact, load.tables))
     for outcome in outcomes.values():
         load.progress(f"   {outcome['message']}")
     load.report["sync_start"] = outcomes

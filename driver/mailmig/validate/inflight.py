@@ -31,7 +31,7 @@ class SyncPoint:
 
 def sync_point(conn) -> SyncPoint | None:
     """The sync point now, or None when no sync follows this database (no position)."""
-    if not conn.execute(queries.load("validate_sync_bookkeeping")).fetchone()[0]:
+    if not conn.execute(queries.load("sync_bookkeeping_exists")).fetchone()[0]:
         return None
     positions = {source: (install_id, seq)
                  for source, install_id, seq in conn.execute(queries.load("validate_sync_positions"))}
