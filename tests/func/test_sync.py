@@ -481,9 +481,22 @@ def test_follow_applies_while_a_writer_writes_and_drain_waits_for_it(setup):
     assert targets["emails_db"] > 0
     status = setup.query("SELECT source, following, heartbeat_age_seconds < 5 FROM migration.sync_status()")
     assert status == [("auth_db", True, True), ("emails_db", True, True)]
+    # PostgreSQL restarted under it: the follower reconnects and goes on from its position
+    setup.pg.cluster.stop()
+    setup.pg.cluster.start()
+    with connect(setup.emails) as conn:
+        conn.execute("UPDATE emails SET starred = 1 - starred WHERE id = (SELECT max(id) FROM emails)")
+        seq = conn.execute("SELECT max(seq) FROM mailmig_changelog").fetchone()[0]
+    deadline = time.monotonic() + 60
+    while not setup.query("SELECT migration.sync_caught_up('emails_db', %s)", (seq,))[0][0]:
+        assert time.monotonic() < deadline, "the follower did not come back after the restart"
+        time.sleep(0.2)
+    assert setup.query("SELECT pid, following FROM migration.sync_status() WHERE source = 'emails_db'") \
+        == [(follower.pid, True)]  # the follower applied it, not someone else
     follower.send_signal(signal.SIGTERM)
     out, _ = follower.communicate(timeout=60)
     assert follower.returncode == 0, out
+    assert "PostgreSQL connection lost" in out and "reconnecting" in out
     assert "rows/s" in out and "lag" in out
     assert setup.validate().ok
 
