@@ -242,6 +242,9 @@ def check_capture(state: capture.CaptureState, source: Source, position: Positio
                         f"position ({position.seq}): the file was replaced or restored from an older copy")
 
 
+PRUNE_BUSY_TIMEOUT_MS = 10  # see Syncer.__init__
+
+
 class Pruner:
     """Deletes applied changelog rows in small write transactions (after the commit),
     below the position: the row at the position stays, as the anchor."""
@@ -338,7 +341,9 @@ class Syncer:
         self.pg: psycopg.Connection | None = None
         self.lock = contextlib.ExitStack()
         self.readers = {s.name: SnapshotReader(s) for s in sources}
-        self.pruners = {s.name: Pruner(s, settings["prune_rows"], settings["busy_timeout_ms"]) for s in sources}
+        # pruning is opportunistic: waiting for the write lock (the app's, or the cut-over's,
+        # held through its pause while it waits for this very sync) would stall the sync
+        self.pruners = {s.name: Pruner(s, settings["prune_rows"], PRUNE_BUSY_TIMEOUT_MS) for s in sources}
         self.latencies: deque[float] = deque(maxlen=LATENCIES_KEPT)
         self.recent: deque[tuple[float, int]] = deque()  # (time, changes) of the last minute
         self.last_beat: dict[str, float] = {}
