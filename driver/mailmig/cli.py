@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "mailmig.service",
     "mailmig.service.client",
     "mailmig.switch",  # cutover, rollback
+    "mailmig.rehearse",
     "mailmig.bench",
 ]
 
