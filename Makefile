@@ -33,7 +33,7 @@ BENCH_ARGS ?=
 
 .PHONY: help setup system venv demo demo-data db-up db-down db-status schema load validate \
         capture-install capture-status capture-uninstall sync sync-follow bench-sync \
-        cron-install reverse-capture-install serve test test-unit test-func bench bench-quick bench-load bench-validate bench-demo-data \
+        cron-install reverse-capture-install sync-reverse cutover rollback rehearse serve test test-unit test-func bench bench-quick bench-load bench-validate bench-demo-data \
         clean distclean
 
 help: ## list the targets
@@ -98,6 +98,22 @@ cron-install: schema ## install the pg_cron maintenance jobs (not part of load)
 
 reverse-capture-install: schema ## record PostgreSQL's changes for a rollback (before the cut-over)
 	$(MAILMIG) reverse-capture install
+
+sync-reverse: venv ## after a cut-over: keep carrying PostgreSQL's changes back into the SQLite files (--follow)
+	$(MAILMIG) sync --reverse --follow
+
+cutover: venv ## switch the service from SQLite to PostgreSQL in a measured write pause (pre-checks first)
+	$(MAILMIG) cutover
+
+rollback: venv ## switch the service back to SQLite, keeping every email PostgreSQL received
+	$(MAILMIG) rollback
+
+# The rehearsal: RATE emails/s over SMTP (default 28: 100x the seed's 1,000 an hour),
+# TRAFFIC_SECONDS of traffic on PostgreSQL after each cut-over.
+RATE ?= 28
+TRAFFIC_SECONDS ?= 20
+rehearse: setup ## the whole live migration end to end under SMTP traffic, measured (SCALE=small|seed)
+	$(MAILMIG) rehearse --scale $(SCALE) --rate $(RATE) --traffic-seconds $(TRAFFIC_SECONDS)
 
 serve: schema ## the reference mail service: SMTP 127.0.0.1:2525, HTTP 127.0.0.1:4000 (DB_MODE=sqlite|dual|postgres)
 	@test -f $(EMAILS_DB) -a -f $(AUTH_DB) || $(MAKE) --no-print-directory demo-data

@@ -46,7 +46,37 @@ def summary_lines(report: dict, max_diffs: int = 20) -> list[str]:
     return lines
 
 
+def cmd_validate_changed(args, cfg) -> int:
+    """Only the keys the sync applied after a sync point, in the live files."""
+    import psycopg
+
+    from mailmig import queries
+    from mailmig.validate.keys import validate_keys
+
+    emails_db = args.emails_db or cfg.sources.emails_db
+    auth_db = args.auth_db or cfg.sources.auth_db
+    with psycopg.connect(cfg.conninfo(), autocommit=True) as conn:
+        rows = conn.execute(queries.load("switch_keys_since"), {"point": args.changed_since}).fetchall()
+    keys: dict[str, list] = {}
+    for table, key in rows:
+        keys.setdefault(table, []).append(key)
+    report = validate_keys(cfg.conninfo(), emails_db, auth_db, keys)
+    print(console.table(["table", "keys", "missing", "extra", "changed", "problems", "ok"],
+                        [[name, t["keys"], t["missing"], t["extra"], t["changed"], sum(t["problems"].values()),
+                          t["ok"]] for name, t in report["tables"].items()]))
+    for d in report["differences"][:args.max_diffs]:
+        print(f"  {d['table']} {d['key']}: {d['kind']}"
+              + "".join(f"\n      {c['column']}: source {c['source']!r}  postgresql {c['postgresql']!r}"
+                        for c in d.get("columns", [])))
+    status = "OK" if report["ok"] else "FAILED: differences found"
+    print(f"\nvalidate (keys changed since sync point {args.changed_since}) {status}: {report['keys']:,} keys, "
+          f"{report['seconds']} s; {emails_db}, {auth_db}")
+    return 0 if report["ok"] else 1
+
+
 def cmd_validate(args, cfg) -> int:
+    if args.changed_since is not None:
+        return cmd_validate_changed(args, cfg)
     live = (cfg.sources.emails_db, cfg.sources.auth_db)
     result = run_validate(
         cfg.conninfo(), cfg.runs_dir, source=args.source, emails_db=args.emails_db, auth_db=args.auth_db,
@@ -74,4 +104,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--emails-db", help="emails.db to compare with instead")
     parser.add_argument("--auth-db", help="auth.db to compare with instead")
     parser.add_argument("--max-diffs", type=int, default=20, help="differences to print (all are in validate.json)")
+    parser.add_argument("--changed-since", type=int, metavar="SYNC_POINT",
+                        help="only the rows of the keys the sync applied after this sync point (a validate.json's "
+                        "sync_point), in the live files: what the cut-over checks in its pause, in milliseconds")
     parser.set_defaults(func=cmd_validate)
