@@ -171,6 +171,21 @@ def test_pre_checks_refuse_and_nothing_is_paused(env):
     assert "FAIL sync emails_db:" in again.stdout and again.returncode == 3
 
 
+def test_a_cutover_requested_while_one_runs_is_refused(env, tmp_path):
+    mark = tmp_path / "locked"
+    first = env.mailmig("cutover", faults=f"cutover_locked=mark:{mark}+sleep:3", background=True)
+    try:
+        wait_for(mark)  # the first one holds the one-switch lock now
+        second = env.mailmig("cutover")
+    finally:
+        out, err = first.communicate(timeout=60)
+    assert second.returncode == 3, second.stdout + second.stderr
+    assert "REFUSED before any pause: a cut-over or rollback is running: mailmig cutover" in second.stdout
+    assert first.returncode == 0, out + err
+    assert sorted(r[0] for r in env.sql("SELECT outcome FROM migration.switches")) == ["refused", "switched"]
+    assert env.service.get("/control/status")[1]["pauses"] == 1  # only the first one paused
+
+
 def test_past_the_hard_limit_it_resumes_on_sqlite_and_changes_nothing(env):
     with Sender(env.service, "limit") as sender:
         time.sleep(0.5)
