@@ -17,7 +17,7 @@ from mailmig import queries
 from mailmig.sqlite_source import encode_value, source_key
 from mailmig.validate.differences import Differences, display, display_original
 from mailmig.validate.rules import CANONICALIZERS, UNKNOWN, Reject, Repair, canon_repaired
-from mailmig.validate.tables import TableSpec
+from mailmig.validate.tables import TableSpec, bucket_of
 
 
 @dataclass
@@ -102,6 +102,26 @@ def expected_row(spec: TableSpec, row, book: Bookkeeping, diffs: Differences | N
     return key, values, False
 
 
+
+
+def expected_rows(spec: TableSpec, rows, book: Bookkeeping, diffs: Differences | None,
+                  buckets: set[int] | None = None) -> tuple[dict, set, set]:
+    """Source rows as PostgreSQL must hold them: (PostgreSQL key -> canonical values, keys
+    of the rejected rows, source keys read); with `buckets`, only the rows in those."""
+    expected: dict[str, list] = {}
+    rejected: set[str] = set()
+    seen: set[str] = set()
+    for row in rows:
+        key, values, is_rejected = expected_row(spec, row, book, diffs)
+        seen.add(key)
+        if values[0] is None or (buckets is not None and bucket_of(spec, values[0]) not in buckets):
+            continue
+        pg_key = values[0].decode("utf-8", "replace")
+        if is_rejected:
+            rejected.add(pg_key)
+        else:
+            expected[pg_key] = values
+    return expected, rejected, seen
 
 
 def read_bookkeeping(conn) -> Bookkeeping:

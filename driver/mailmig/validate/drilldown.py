@@ -3,11 +3,13 @@ extra and changed row named, with each differing column."""
 
 from __future__ import annotations
 
+import itertools
+
 from mailmig import queries
-from mailmig.validate.bookkeeping import Bookkeeping, expected_row
+from mailmig.validate.bookkeeping import Bookkeeping, expected_rows
 from mailmig.validate.differences import Differences, display
 from mailmig.validate.digest import select_source
-from mailmig.validate.tables import BUCKET_SHIFT, TableSpec, bucket_of
+from mailmig.validate.tables import BUCKET_SHIFT, TableSpec
 
 
 def pg_rows(conn, spec: TableSpec, buckets: list[int]):
@@ -40,9 +42,6 @@ def _ranges(buckets: list[int]) -> list[tuple[int, int]]:
 def source_rows(spec: TableSpec, conn, buckets: list[int], book: Bookkeeping):
     """Expected rows of the source in the given buckets: (expected key -> values,
     expected keys of rejected rows)."""
-    wanted = set(buckets)
-    rows: dict[str, list] = {}
-    rejected: set[str] = set()
     if spec.int_key:
         key = '"' + spec.column_names[0] + '"'
         batches = [
@@ -52,16 +51,7 @@ def source_rows(spec: TableSpec, conn, buckets: list[int], book: Bookkeeping):
         ]
     else:
         batches = [conn.execute(select_source(spec))]
-    for cursor in batches:
-        for row in cursor:
-            _, values, is_rejected = expected_row(spec, row, book, None)
-            if values[0] is None or bucket_of(spec, values[0]) not in wanted:
-                continue
-            pg_key = values[0].decode("utf-8", "replace")
-            if is_rejected:
-                rejected.add(pg_key)
-            else:
-                rows[pg_key] = values
+    rows, rejected, _ = expected_rows(spec, itertools.chain.from_iterable(batches), book, None, set(buckets))
     return rows, rejected
 
 

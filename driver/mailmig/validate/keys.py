@@ -14,7 +14,7 @@ from pathlib import Path
 from mailmig import queries
 from mailmig.mapping import DEFAULT_MAPPING
 from mailmig.sqlite_source import connect_readonly
-from mailmig.validate.bookkeeping import expected_row, read_bookkeeping
+from mailmig.validate.bookkeeping import expected_rows, read_bookkeeping
 from mailmig.validate.differences import PROBLEM_KINDS, Differences
 from mailmig.validate.digest import connect, select_source
 from mailmig.validate.drilldown import compare_rows
@@ -27,18 +27,8 @@ def _source_chunk(spec: TableSpec, conn, keys: list, book, diffs: Differences) -
     """(expected key -> canonical values, keys of rejected rows, keys the file holds)."""
     key_column = '"' + spec.column_names[0] + '"'
     marks = ", ".join("?" * len(keys))
-    expected, rejected, present = {}, set(), set()
-    for row in conn.execute(select_source(spec, f" WHERE {key_column} IN ({marks})"), keys):
-        key, values, is_rejected = expected_row(spec, row, book, diffs)
-        present.add(key)
-        if values[0] is None:
-            continue
-        pg_key = values[0].decode("utf-8", "replace")
-        if is_rejected:
-            rejected.add(pg_key)
-        else:
-            expected[pg_key] = values
-    return expected, rejected, present
+    return expected_rows(spec, conn.execute(select_source(spec, f" WHERE {key_column} IN ({marks})"), keys),
+                         book, diffs)
 
 
 def _pg_chunk(conn, spec: TableSpec, keys: list) -> dict:
