@@ -32,7 +32,6 @@ import os
 import random
 import shutil
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -103,31 +102,30 @@ def capture_overhead(emails: Path, auth: Path, inserts: int, rounds: int = 10) -
 
 # 2. throughput ----------------------------------------------------------------------------
 def make_backlog(emails: Path, changes: int) -> dict:
-    """70% inserts, 20% flag updates, 10% deletes, in random order, in transactions of 1,000."""
+    """70% inserts, 20% flag updates, 10% deletes, in random order, in transactions of 1,000.
+    Updates and deletes pick among the rows that exist at that moment (new ones included)."""
     app = LegacyApp(emails, None, seed=random.SystemRandom().getrandbits(32))
     conn = app.emails
     rng = random.Random(7)
     ids = [r[0] for r in conn.execute("SELECT id FROM emails")]
     plan = ["insert"] * int(changes * 0.7) + ["update"] * int(changes * 0.2) + ["delete"] * int(changes * 0.1)
     rng.shuffle(plan)
-    deleted = set()
     started = time.monotonic()
     for start in range(0, len(plan), 1000):
         conn.execute("BEGIN IMMEDIATE")
         for op in plan[start:start + 1000]:
-            if op == "insert":
+            if op == "insert" or not ids:
                 row = app._email_values()
-                conn.execute(INSERT_EMAIL, [row[c] for c in EMAIL_COLUMNS if c != "id"])
+                cur = conn.execute(INSERT_EMAIL, [row[c] for c in EMAIL_COLUMNS if c != "id"])
+                if cur.rowcount:
+                    ids.append(cur.lastrowid)
+            elif op == "update":
+                conn.execute("UPDATE emails SET is_read = CASE WHEN is_read = 1 THEN 0 ELSE 1 END WHERE id = ?",
+                             (ids[rng.randrange(len(ids))],))
             else:
-                key = rng.choice(ids)
-                while key in deleted:
-                    key = rng.choice(ids)
-                if op == "update":
-                    conn.execute("UPDATE emails SET is_read = CASE WHEN is_read = 1 THEN 0 ELSE 1 END WHERE id = ?",
-                                 (key,))
-                else:
-                    deleted.add(key)
-                    conn.execute("DELETE FROM emails WHERE id = ?", (key,))
+                i = rng.randrange(len(ids))
+                ids[i], ids[-1] = ids[-1], ids[i]
+                conn.execute("DELETE FROM emails WHERE id = ?", (ids.pop(),))
         conn.execute("COMMIT")
     logged = conn.execute("SELECT count(*) FROM mailmig_changelog").fetchone()[0]
     app.close()
@@ -227,7 +225,8 @@ def main() -> int:
     backlog = make_backlog(emails, changes)
     print(f"   backlog: {backlog['changelog_rows']:,} changelog rows written in {backlog['seconds']} s", flush=True)
     settings = dict(load_config().raw["sync"])
-    synced = sync.run_sync(dsn, emails, auth, runs, settings, progress=None)
+    synced = sync.run_sync(dsn, emails, auth, runs, settings,
+                           progress=lambda line: print(line, flush=True) if line.startswith("   batch") else None)
     if not synced.ok:
         print(f"the sync failed: {synced.report.get('error')}", file=sys.stderr)
         return 1
