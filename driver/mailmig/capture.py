@@ -487,7 +487,7 @@ def cmd_status(args, cfg) -> int:
             print(f"   sync position: belongs to install {position[0]}, not this one: a sync refuses this file")
             code = 1
         else:
-            print(f"   sync position: seq {position[1]:,} (set by {position[3]}); backlog {backlog:,} changes, "
+            print(f"   sync position: seq {position[1]:,} (set by {position[4]}); backlog {backlog:,} changes, "
                   f"oldest unapplied {_age(oldest)} old")
         if state.paused_rows:
             print(f"   WARNING: {state.paused_rows} committed row(s) in {PAUSE_TABLE}: capture is off for "

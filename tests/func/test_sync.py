@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -156,6 +157,7 @@ def test_inserts_updates_deletes_arrive_and_validate_live_passes(setup):
     assert status_cli.returncode == 0, status_cli.stdout + status_cli.stderr
     assert f"sync position: seq {setup.position('emails_db'):,}" in status_cli.stdout
     assert "backlog 1 changes" in status_cli.stdout
+    assert re.search(r"\(set by \d{8}T\d{6}Z-sync-[0-9a-f]{6}\)", status_cli.stdout)  # the run that set it
 
 
 def test_an_email_whose_created_at_changed_moves_month(setup):
