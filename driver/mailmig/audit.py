@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailmig.mapping import MappingError, Table
-from mailmig.sqlite_source import (SqliteText, column_list, connect_readonly, encode_value, quote_identifier,
-                                   source_key)
+from mailmig.sqlite_source import (SqliteText, column_list, connect_readonly, encode_value, native_key,
+                                   quote_identifier, source_key)
+from mailmig.validate.jsonb import JSON_MAX_DEPTH, json_depth  # the rule's depth, and the recursion it needs
 
 # The legacy timestamp text forms (docs/contracts.md, Conversion rules).
 TIMESTAMP_TEXT = re.compile(
@@ -37,6 +38,7 @@ class TableAudit:
     rows: int = 0
     issues: dict[str, Counter] = field(default_factory=dict)  # column -> issue -> count
     hostile: list[tuple[str, dict]] = field(default_factory=list)  # (key, encoded row)
+    hostile_rowids: list[int] = field(default_factory=list)  # the same rows' rowids, in order
 
     def count(self, column: str, issue: str) -> None:
         self.issues.setdefault(column, Counter())[issue] += 1
@@ -72,6 +74,19 @@ def check_columns(conn: sqlite3.Connection, table: Table, file_label: str) -> No
                            + " (config/mapping.yaml must name every column; nothing is dropped silently)")
 
 
+def json_issue(value: bytes) -> str | None:
+    """What the JSON rule says of a valid UTF-8 text: None (jsonb takes it), invalid_json,
+    or json_too_deep (more than JSON_MAX_DEPTH levels: the rule repairs it). Never raises:
+    a deeply nested text must not stop the audit."""
+    if value.count(b"[") + value.count(b"{") > JSON_MAX_DEPTH and json_depth(value.decode()) > JSON_MAX_DEPTH:
+        return "json_too_deep"
+    try:
+        json.loads(value)
+    except (ValueError, RecursionError):
+        return "invalid_json"
+    return None
+
+
 def _value_issues(kind: str, value, indexed: bool) -> tuple[list[str], bool]:
     """(issues, plain) of one value for a column of `kind`."""
     if value is None:
@@ -104,10 +119,8 @@ def _value_issues(kind: str, value, indexed: bool) -> tuple[list[str], bool]:
         elif kind in ("timestamp", "timestamp_required") and not TIMESTAMP_TEXT.match(value):
             issues.append("unparseable_timestamp")
         elif kind == "json" and is_text and not issues:
-            try:
-                json.loads(value)
-            except ValueError:
-                issues.append("invalid_json")
+            if (issue := json_issue(value)) is not None:
+                issues.append(issue)
         return issues, plain
     if isinstance(value, int):
         if kind == "flag" and value not in (0, 1):
@@ -157,14 +170,25 @@ def audit_table(path: Path, table: Table, file_label: str, progress=None,
         indexed = [c in table.indexed for c in columns]
         textlike = [k in ("text", "json", "timestamp", "timestamp_required") for k in kinds]
         key_pos = columns.index(table.key)
-        select = f"SELECT {column_list(columns)} FROM {quote_identifier(table.name)}"
+        key_kind = table.columns[table.key]
+        # the rowid names a row whose key is NULL, and deletes hostile rows from the work copy
+        select = f"SELECT {column_list(columns)}, rowid FROM {quote_identifier(table.name)}"
         params: tuple = ()
         if key_range is not None:
             select += " WHERE rowid >= ? AND rowid < ?"
             params = key_range
-        for row in conn.execute(select, params):
+        try:
+            cursor = conn.execute(select, params)
+        except sqlite3.OperationalError as exc:
+            if "rowid" in str(exc):
+                raise MappingError(f"{file_label}: table {table.name} has no rowid (WITHOUT ROWID): "
+                                   "not supported") from None
+            raise
+        for *row, rowid in cursor:
             result.rows += 1
-            hostile = False
+            # a key that is not of its column's own storage class (or NULL) is named by its
+            # class (contracts: source keys): such a row takes the row path
+            hostile = not native_key(row[key_pos], key_kind)
             for i, value in enumerate(row):
                 kind = kinds[i]
                 # the common cases first, without a function call per value
@@ -176,10 +200,8 @@ def audit_table(path: Path, table: Table, file_label: str, progress=None,
                 if (vtype is SqliteText and textlike[i] and b"\x00" not in value
                         and (not indexed[i] or len(value) <= BTREE_LIMIT) and _valid_utf8(value)):
                     if kind == "json":
-                        try:
-                            json.loads(value)
-                        except ValueError:
-                            result.count(columns[i], "invalid_json")
+                        if (issue := json_issue(value)) is not None:
+                            result.count(columns[i], issue)
                     elif kind != "text" and not TIMESTAMP_TEXT.match(value):
                         result.count(columns[i], "unparseable_timestamp")
                     continue
@@ -192,8 +214,9 @@ def audit_table(path: Path, table: Table, file_label: str, progress=None,
                     result.count(columns[i], issue)
                 hostile = hostile or not plain
             if hostile:
-                result.hostile.append((source_key(row[key_pos]),
+                result.hostile.append((source_key(row[key_pos], key_kind, rowid),
                                        {c: encode_value(v) for c, v in zip(columns, row)}))
+                result.hostile_rowids.append(rowid)
             if progress and result.rows % 50000 == 0:
                 progress(f"  audit {table.name}: {result.rows:,} rows read")
         return result
@@ -233,6 +256,7 @@ def audit_table_parallel(path: Path, table: Table, file_label: str, jobs: int = 
     for part in parts:
         merged.rows += part.rows
         merged.hostile.extend(part.hostile)
+        merged.hostile_rowids.extend(part.hostile_rowids)
         for column, issues in part.issues.items():
             merged.issues.setdefault(column, Counter()).update(issues)
     return merged

@@ -94,6 +94,13 @@ def _address(value: Any) -> str:
     return text
 
 
+def _at_least_one(value: Any) -> int:
+    number = _int(value, "an integer of at least 1")
+    if number < 1:
+        raise ValueError("an integer of at least 1")
+    return number
+
+
 def _cron_schedule(value: Any) -> str:
     text = str(value).strip()
     if len(text.split()) != 5:
@@ -179,6 +186,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "pgloader_batch_rows": (_positive_int, 200, None),
         "pgloader_dynamic_space_size": (_positive_int, 4096, None),
         "merge_jobs": (_positive_int, 2, None),
+        "merge_chunk_rows": (_at_least_one, 2000, None),
     },
     "cutover": {
         "control": (_choice("service", "hooks"), "service", None),

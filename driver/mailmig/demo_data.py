@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from mailmig.sqlite_source import column_list, quote_identifier
+from mailmig.sqlite_source import SqliteText, column_list, quote_identifier, source_key
 
 # --- the legacy DDL: config/legacy/*.sql, a verbatim copy of ../shared/legacy -------------
 
@@ -299,13 +299,21 @@ def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
     return f'INSERT INTO {quote_identifier(table)} ({column_list(columns)}) VALUES ({", ".join("?" * len(columns))})'
 
 
-def _insert_one(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
-    """One row whose RawText values are stored as TEXT with their exact bytes."""
+def _insert_one(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
+    """One row whose RawText values are stored as TEXT with their exact bytes; its rowid."""
     columns = list(row)
     marks = ["CAST(? AS TEXT)" if isinstance(row[c], RawText) else "?" for c in columns]
     values = [bytes(v) if isinstance(v, RawText) else v for v in row.values()]
-    conn.execute(f'INSERT INTO {quote_identifier(table)} ({column_list(columns)}) VALUES ({", ".join(marks)})',
-                 values)
+    return conn.execute(
+        f'INSERT INTO {quote_identifier(table)} ({column_list(columns)}) VALUES ({", ".join(marks)})',
+        values).lastrowid
+
+
+def _as_read(value):
+    """A value as SQLite gives it back through mailmig's readers (TEXT as SqliteText)."""
+    if isinstance(value, (RawText, str)):
+        return SqliteText(value if isinstance(value, RawText) else value.encode("utf-8"))
+    return value
 
 
 def _split_ddl(ddl: str) -> tuple[list[str], list[str]]:
@@ -454,8 +462,8 @@ def build_emails_db(path: Path, emails: int, accounts: int, seed: int, end: date
                 progress("emails", done, emails)
         hostile_maker = EmailMaker(corpus, _rng(seed, "hostile-emails"), addresses[:100], set(addresses))
         catalogue = hostile_emails(hostile_maker, hostile_base, end)
-        for _, row in catalogue:
-            _insert_one(conn, "emails", row)
+        for entry, row in catalogue:
+            entry["rowid"] = _insert_one(conn, "emails", row)
         if fts_builder:
             fts_builder.send([(r["id"], r["subject"], r["body"]) for _, r in catalogue])
         for statement in indexes:
@@ -476,7 +484,7 @@ def build_emails_db(path: Path, emails: int, accounts: int, seed: int, end: date
             if progress:
                 progress("emails_fts", 1, 1)
         t_fts = time.monotonic()
-        entries = _with_typeof(conn, "emails", "id", [e for e, _ in catalogue])
+        entries = _with_typeof(conn, "emails", [e for e, _ in catalogue])
         _finish(conn)
     finally:
         if fts_builder:
@@ -490,14 +498,14 @@ def build_emails_db(path: Path, emails: int, accounts: int, seed: int, end: date
     }
 
 
-def _with_typeof(conn: sqlite3.Connection, table: str, key_column: str, entries: list[dict]) -> list[dict]:
-    """Each catalogue entry with the storage class its column holds in the written file."""
+def _with_typeof(conn: sqlite3.Connection, table: str, entries: list[dict]) -> list[dict]:
+    """Each catalogue entry with the storage class its column holds in the written file
+    (found by rowid: a key may be NULL or a BLOB)."""
     out = []
     for entry in entries:
         row = conn.execute(
-            f"SELECT typeof({quote_identifier(entry['column'])}) FROM {quote_identifier(table)} "
-            f"WHERE {quote_identifier(key_column)} = ?",
-            (int(entry["key"]) if key_column == "id" and table != "sessions" else entry["key"],),
+            f"SELECT typeof({quote_identifier(entry['column'])}) FROM {quote_identifier(table)} WHERE rowid = ?",
+            (entry["rowid"],),
         ).fetchone()
         if row is None:
             raise RuntimeError(f"catalogued row {table} {entry['key']} was not written")
@@ -608,7 +616,88 @@ def hostile_emails(maker: EmailMaker, base: int, end: date) -> list[tuple[dict, 
         "rejected:54000")
     add("subject_emoji_4byte", "subject", "Your parcel 📦 is here 🚚💨 𝄞",
         "subject with 4-byte UTF-8 characters (emoji, U+1D11E)", "loaded")
+    hostile_emails_on_the_edges(add)
     return out
+
+
+def hostile_emails_on_the_edges(add) -> None:
+    """Values shaped like the accepted forms that name no instant, limits of the epoch and
+    offset rules, numbers beyond int64, NaN and -Infinity, whitespace-only text in every
+    typed column, the empty BLOB (issue 10: no value may stop the run)."""
+    reject = "rejected:22007"
+    for kind, value, description, expected in [
+        # calendar-impossible dates and times, in every text form the rules accept
+        ("created_at_feb_30", "2026-02-30 12:00:00", "'2026-02-30 12:00:00': the app's form, no such day", reject),
+        ("created_at_apr_31_t_z", "2026-04-31T12:00:00Z", "'2026-04-31T12:00:00Z': T and Z, no such day", reject),
+        ("created_at_feb_29_non_leap", "2025-02-29T12:00:00", "Feb 29 of 2025, not a leap year", reject),
+        ("created_at_feb_29_leap", "2024-02-29 12:00:00", "Feb 29 of 2024, a leap year (the control)", "loaded"),
+        ("created_at_jun_31_fraction", "2026-06-31 12:00:00.123456", "June 31 with six fraction digits", reject),
+        ("created_at_sep_31_offset", "2026-09-31T14:00:00+02:00", "September 31 with an offset", reject),
+        ("created_at_nov_31_compact_offset", "2026-11-31T14:00:00+0200", "November 31 with a compact offset", reject),
+        ("created_at_feb_30_date_only", "2026-02-30", "'2026-02-30', a date only", reject),
+        ("created_at_month_13", "2026-13-01 12:00:00", "month 13", reject),
+        ("created_at_day_00", "2026-10-00 12:00:00", "day 00", reject),
+        ("created_at_hour_24", "2026-10-31 24:00:00", "hour 24 (ISO's end of day: not accepted)", reject),
+        ("created_at_leap_second", "2016-12-31 23:59:60", "a leap second, :60", reject),
+        ("created_at_minute_60", "2026-10-31 12:60:00", "minute 60", reject),
+        ("created_at_leading_space", " 2026-10-31 12:00:00", "the app's form after a space", reject),
+        # offsets: PostgreSQL's limit +-15:59 is the rule's
+        ("created_at_offset_max", "2026-10-31T12:00:00+15:59", "offset +15:59, the largest accepted", "loaded"),
+        ("created_at_offset_beyond", "2026-10-31T12:00:00+16:00", "offset +16:00, beyond +-15:59", reject),
+        ("created_at_offset_beyond_negative", "2026-10-31T12:00:00-23:00", "offset -23:00", reject),
+        ("created_at_offset_minutes_60", "2026-10-31T12:00:00+01:60", "offset minutes 60", reject),
+        # epoch numbers at and beyond the accepted range [1970-01-01, 2100-01-01)
+        ("created_at_epoch_zero", 0, "epoch 0: 1970-01-01T00:00:00Z, the first accepted instant", "loaded"),
+        ("created_at_epoch_negative", -1, "epoch -1: before 1970", reject),
+        ("created_at_epoch_last_second", 4102444799, "epoch 4102444799: 2099-12-31T23:59:59Z", "loaded"),
+        ("created_at_epoch_2100", 4102444800, "epoch 4102444800: 2100-01-01, excluded", reject),
+        ("created_at_epoch_seconds_beyond", 99_999_999_999, "epoch 99999999999 (< 1e11: seconds, year 5138)",
+         reject),
+        ("created_at_epoch_millis_last", 4102444799999, "epoch milliseconds of 2099-12-31T23:59:59.999Z", "loaded"),
+        ("created_at_epoch_millis_2100", 4102444800000, "epoch milliseconds of 2100-01-01", reject),
+        ("created_at_epoch_real_rounds_to_2100", 4102444799.9999995,
+         "epoch real 4102444799.9999995: rounds to the microsecond 2100-01-01", reject),
+        ("created_at_beyond_int64_real", 1e19, "the real 1e19, beyond int64", reject),
+        ("created_at_beyond_int64_text", "99999999999999999999",
+         "20 digits written as text: NUMERIC affinity stores the real 1e20", reject),
+        ("created_at_nan_text", "NaN", "the text 'NaN'", reject),
+        ("created_at_minus_infinity", float("-inf"), "the real -Infinity", reject),
+        ("created_at_whitespace", "   ", "text of three spaces", reject),
+        ("created_at_empty_blob", b"", "an empty BLOB", reject),
+    ]:
+        add(kind, "created_at", value, "created_at: " + description, expected)
+    for kind, column, value, description, expected in [
+        ("spam_score_nan_bound", "spam_score", float("nan"),
+         "spam_score bound as NaN: SQLite stores NULL (a REAL column cannot hold NaN)", "loaded"),
+        ("spam_score_nan_text", "spam_score", "NaN", "spam_score holds the text 'NaN'", "repaired:number_unreadable_null"),
+        ("spam_score_minus_infinity", "spam_score", float("-inf"), "spam_score is the real -Infinity", "loaded"),
+        ("spam_score_beyond_double_text", "spam_score", "1e400",
+         "spam_score written as '1e400': REAL affinity stores +Infinity", "loaded"),
+        ("size_beyond_int64_real", "size", 9.3e18, "size is the real 9.3e18, beyond int64",
+         "repaired:number_unreadable_null"),
+        ("size_beyond_int64_text", "size", "99999999999999999999",
+         "size written as 20 digits: INTEGER affinity stores the real 1e20", "repaired:number_unreadable_null"),
+        ("is_read_beyond_int64_real", "is_read", 1e20, "is_read is the real 1e20", "repaired:flag_unreadable_null"),
+        ("size_whitespace", "size", "   ", "size is text of three spaces", "repaired:number_unreadable_null"),
+        ("starred_whitespace", "starred", " ", "starred is text of one space", "repaired:flag_unreadable_null"),
+        ("is_read_whitespace", "is_read", "\t\n", "is_read is a tab and a newline", "repaired:flag_unreadable_null"),
+        ("spam_score_whitespace", "spam_score", "  ", "spam_score is text of two spaces",
+         "repaired:number_unreadable_null"),
+        ("headers_whitespace", "headers", "  \n", "headers is whitespace only (jsonb refuses it)",
+         "repaired:json_invalid_null"),
+        ("body_empty_blob", "body", b"", "body is an empty BLOB", "repaired:blob_as_text"),
+        ("size_empty_blob", "size", b"", "size is an empty BLOB", "repaired:number_unreadable_null"),
+        ("starred_empty_blob", "starred", b"", "starred is an empty BLOB", "repaired:flag_unreadable_null"),
+        ("spam_score_empty_blob", "spam_score", b"", "spam_score is an empty BLOB", "repaired:number_unreadable_null"),
+        ("headers_empty_blob", "headers", b"", "headers is an empty BLOB", "repaired:json_invalid_null"),
+        ("message_id_blob", "message_id", b"<blob.message.id@mx.example.com>",
+         "message_id is a BLOB of valid UTF-8", "repaired:blob_as_text"),
+        ("headers_nested_1001", "headers", "[" * 1001 + "]" * 1001,
+         "headers nests 1001 arrays: deeper than the 1000 levels the rule loads", "repaired:json_invalid_null"),
+        ("headers_nested_1000", "headers", "[" * 1000 + "]" * 1000,
+         "headers nests 1000 arrays, the deepest the rule loads", "loaded"),
+    ]:
+        add(kind, column, value, description, expected)
 
 
 def hostile_accounts(rng: random.Random, end: date) -> list[tuple[dict, dict]]:
@@ -642,6 +731,22 @@ def hostile_accounts(rng: random.Random, end: date) -> list[tuple[dict, dict]]:
     add("id_beyond_int32", "id", ID_BEYOND_INT32, "id 3000000000, beyond 2^31 (needs bigint)", "loaded",
         key=ID_BEYOND_INT32)
     add("token_only", "password_hash", None, "token-only inbox: password_hash NULL", "loaded")
+    for kind, column, value, description, expected in [
+        ("created_at_whitespace", "created_at", " ", "created_at is text of one space",
+         "repaired:timestamp_unreadable_null"),
+        ("expires_at_whitespace", "expires_at", "  ", "expires_at is text of two spaces",
+         "repaired:timestamp_unreadable_null"),
+        ("last_login_at_whitespace", "last_login_at", "\t", "last_login_at is a tab",
+         "repaired:timestamp_unreadable_null"),
+        ("is_active_whitespace", "is_active", " ", "is_active is text of one space", "repaired:flag_unreadable_null"),
+        ("expires_at_feb_30", "expires_at", "2026-02-30T00:00:00Z", "expires_at on February 30",
+         "repaired:timestamp_unreadable_null"),
+        ("expires_at_empty_blob", "expires_at", b"", "expires_at is an empty BLOB", "repaired:timestamp_unreadable_null"),
+        ("is_active_empty_blob", "is_active", b"", "is_active is an empty BLOB", "repaired:flag_unreadable_null"),
+        ("email_empty_blob", "email", b"", "email is an empty BLOB", "repaired:blob_as_text"),
+        ("token_blob", "token", b"blob-token-0001", "token is a BLOB", "repaired:blob_as_text"),
+    ]:
+        add(kind, column, value, description, expected)
     return out
 
 
@@ -650,13 +755,16 @@ def hostile_sessions(rng: random.Random, end: date, some_account: int) -> list[t
     created = stop - 3600
     out: list[tuple[dict, dict]] = []
 
-    def add(kind, column, value, description, expected, **other):
+    def add(kind, column, value, description, expected, target=None, **other):
         session_id = "hostile-" + kind.replace("_", "-")
         row = {"id": session_id, "account_id": some_account, "created_at": _ts(created),
                "expires_at": _ts(created + 14 * 86400), "ip": "203.0.113.7", "user_agent": USER_AGENTS[0]}
         row[column] = value
         row.update(other)
-        out.append((_entry(kind, "sessions", session_id, column, description, expected), row))
+        entry = _entry(kind, "sessions", session_id, column, description, expected)
+        if target is not None:
+            entry["target"] = target  # the id the row has in mail.sessions, when not its key
+        out.append((entry, row))
 
     add("account_gone", "account_id", ORPHAN_ACCOUNT_ID,
         "account_id names no account (the app did not always set foreign_keys=ON)", "rejected:23503")
@@ -668,6 +776,16 @@ def hostile_sessions(rng: random.Random, end: date, some_account: int) -> list[t
     add("user_agent_invalid_utf8", "user_agent", RawText(b"Mozilla/5.0 (\xff\xfeBroken\x80 Agent)"),
         "user_agent is TEXT holding bytes that are not UTF-8", "repaired:text_bytes_replaced")
     add("ip_ipv6", "ip", "2001:db8::7", "ip is an IPv6 address", "loaded")
+    add("account_id_beyond_int64", "account_id", "9223372036854775808",
+        "account_id written as 2^63: INTEGER affinity stores a real; no integer, repaired to NULL, and "
+        "account_id may not be NULL", "rejected:23502")
+    add("account_id_whitespace", "account_id", " ", "account_id is text of one space: NULL, which it may not be",
+        "rejected:23502")
+    add("created_at_whitespace", "created_at", "   ", "created_at is text of three spaces",
+        "repaired:timestamp_unreadable_null")
+    add("expires_at_whitespace", "expires_at", "\n", "expires_at is a newline", "repaired:timestamp_unreadable_null")
+    add("expires_at_hour_24", "expires_at", "2026-10-31 24:00:00", "expires_at at hour 24",
+        "repaired:timestamp_unreadable_null")
     return out
 
 
@@ -722,16 +840,19 @@ def build_auth_db(path: Path, accounts: int, seed: int, end: date, progress: Cal
     conn.executemany(_insert_sql("sessions", SESSION_COLUMNS), rows)
     hrng = _rng(seed, "hostile-auth")
     account_catalogue = hostile_accounts(hrng, end)
-    for _, row in account_catalogue:
-        _insert_one(conn, "accounts", row)
+    for entry, row in account_catalogue:
+        entry["rowid"] = _insert_one(conn, "accounts", row)
     session_catalogue = hostile_sessions(hrng, end, addresses[0][0] if addresses else ID_BEYOND_INT32)
-    for _, row in session_catalogue:
-        _insert_one(conn, "sessions", row)
+    for entry, row in session_catalogue:
+        entry["rowid"] = _insert_one(conn, "sessions", row)
+        # the key's name (contracts: source keys): by itself when it is valid text, else
+        # by its storage class (null:<rowid>, blob:<hex>, hex:<hex>, text:<text>)
+        entry["key"] = source_key(_as_read(row["id"]), "text", entry["rowid"])
     for statement in indexes:
         conn.execute(statement)
     conn.execute("COMMIT")
-    entries = (_with_typeof(conn, "accounts", "id", [e for e, _ in account_catalogue])
-               + _with_typeof(conn, "sessions", "id", [e for e, _ in session_catalogue]))
+    entries = (_with_typeof(conn, "accounts", [e for e, _ in account_catalogue])
+               + _with_typeof(conn, "sessions", [e for e, _ in session_catalogue]))
     _finish(conn)
     if progress:
         progress("auth", accounts, accounts)

@@ -77,6 +77,8 @@ def load_mapping(path: Path = DEFAULT_MAPPING) -> list[Table]:
                     targets[column] = target
             if spec.get("key") not in columns:
                 raise MappingError(f"{path}: {where}.key: {spec.get('key')!r} is not one of its columns")
+            if columns[spec["key"]] not in ("int", "text"):  # source keys are named for these two
+                raise MappingError(f"{path}: {where}.key: the key's kind must be int or text")
             table = Table(name, source, spec["key"], columns, tuple(spec.get("indexed", ())), targets or None)
             named = [table.target(c) for c in columns]
             doubled = sorted({t for t in named if named.count(t) > 1})

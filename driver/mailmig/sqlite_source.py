@@ -89,9 +89,39 @@ def encode_value(value) -> dict:
     return {"t": "blob", "hex": bytes(value).hex()}
 
 
-def source_key(value) -> str:
-    """A source primary key as text (contracts: `source_key`)."""
-    if isinstance(value, bytes):
-        text = plain_text(value)
-        return text if text is not None else "hex:" + value.hex()
-    return str(value)
+KEY_CLASSES = ("null", "integer", "real", "text", "hex", "blob")
+_KEY_PREFIXES = tuple(f"{c}:".encode() for c in KEY_CLASSES)
+
+
+def native_key(value, key_kind: str) -> bool:
+    """Is this key of its column's own storage class, so that it is named by itself? An
+    integer in an integer key column; valid UTF-8 text without NUL that does not start like
+    a prefixed name in a text key column."""
+    if key_kind == "int":
+        return type(value) is int
+    return (isinstance(value, SqliteText) and not value.startswith(_KEY_PREFIXES)
+            and plain_text(value) is not None)
+
+
+def source_key(value, key_kind: str = "int", rowid: int | None = None) -> str:
+    """A source primary key as text (contracts: "Source keys"), one name per source row.
+
+    A key of its column's own storage class is named by itself: an integer key by its
+    digits, a text key by its text. Any other key names its storage class first, so that
+    an integer 5, a text '5' and a blob '5' stay three keys: `integer:5`, `text:5`,
+    `real:0.5`, `hex:<bytes>` (text that is not UTF-8, or holds NUL), `blob:<bytes>`, and
+    `null:<rowid>` (SQLite lets a TEXT PRIMARY KEY be NULL, in any number of rows)."""
+    if native_key(value, key_kind):
+        return str(value) if type(value) is int else bytes(value).decode("utf-8")
+    if value is None:
+        if rowid is None:
+            raise ValueError("a NULL key is named by its rowid, which was not given")
+        return f"null:{rowid}"
+    encoded = encode_value(value)
+    if encoded["t"] == "integer":
+        return f"integer:{encoded['v']}"
+    if encoded["t"] == "real":
+        return f"real:{encoded['v'] if isinstance(encoded['v'], str) else repr(encoded['v'])}"
+    if encoded["t"] == "text":
+        return f"text:{encoded['v']}" if "v" in encoded else f"hex:{encoded['hex']}"
+    return f"blob:{encoded['hex']}"

@@ -63,21 +63,25 @@ def copy_work_file(snapshot_file: Path, work_file: Path) -> None:
     shutil.copyfile(snapshot_file, work_file)
 
 
-def delete_hostile(work_file: Path, hostile: dict[str, list[str]], keys: dict[str, str]) -> None:
-    """Delete the audit's hostile rows from a work copy: what pgloader reads holds none."""
+def delete_hostile(work_file: Path, hostile: dict[str, list[int]]) -> None:
+    """Delete the audit's hostile rows ({table: [rowid, ...]}) from a work copy: what
+    pgloader reads holds none. By rowid: a key may be NULL, or equal another row's as
+    text (the integer 5 and the text '5'). Every rowid must delete exactly one row."""
     conn = sqlite3.connect(work_file)
     conn.text_factory = bytes
     try:
         conn.execute("PRAGMA journal_mode = OFF")
         conn.execute("PRAGMA synchronous = OFF")
-        for table, table_keys in hostile.items():
-            key = keys[table]
-            for chunk_start in range(0, len(table_keys), 500):
-                chunk = table_keys[chunk_start:chunk_start + 500]
-                # keys are compared as text so that integer and text keys both match
-                conn.execute(
-                    f"DELETE FROM {quote_identifier(table)} WHERE CAST({quote_identifier(key)} AS TEXT) "
-                    f"IN ({','.join('?' * len(chunk))})", chunk)
+        for table, rowids in hostile.items():
+            deleted = 0
+            for chunk_start in range(0, len(rowids), 500):
+                chunk = rowids[chunk_start:chunk_start + 500]
+                deleted += conn.execute(
+                    f"DELETE FROM {quote_identifier(table)} WHERE rowid IN ({','.join('?' * len(chunk))})",
+                    chunk).rowcount
+            if deleted != len(rowids):
+                raise StagingError(f"{work_file}: table {table}: {deleted:,} of {len(rowids):,} hostile rows "
+                                   "deleted from the work copy")
         conn.commit()
     finally:
         conn.close()

@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -103,7 +104,9 @@ def test_each_hostile_kind_ends_where_the_catalogue_says(dsn, legacy, tmp_path, 
         for entry in catalogue:
             table, key, column = entry["table"], str(entry["key"]), entry["column"]
             key_sql = "id = %s::bigint" if table != "sessions" else "id = %s"
-            loaded = conn.execute(f"SELECT count(*) FROM mail.{table} WHERE {key_sql}", (key,)).fetchone()[0]
+            # a key of another storage class than its column's has another id in mail.*
+            target = entry.get("target", key)
+            loaded = conn.execute(f"SELECT count(*) FROM mail.{table} WHERE {key_sql}", (target,)).fetchone()[0]
             reject = conn.execute("SELECT sqlstate FROM migration.rejects WHERE source_table = %s "
                                   "AND source_key = %s", (table, key)).fetchone()
             repair = conn.execute("SELECT rule FROM migration.repairs WHERE source_table = %s "
@@ -168,30 +171,55 @@ def test_pgloader_and_copy_reach_the_same_state(pg, dsn, legacy, tmp_path):
     assert state(dsn) == via_pgloader
 
 
-def _cli(dsn: str, legacy: Path, runs: Path, loader: str) -> subprocess.Popen:
-    env = dict(os.environ, POSTGRES_DSN=dsn, MAILMIG_RUNS_DIR=str(runs))
+SMALL_RANGES = 5  # load.merge_chunk_rows of the kill tests: the emails merge in ~80 ranges
+
+
+def _cli(dsn: str, legacy: Path, runs: Path, loader: str, chunk_rows: int = SMALL_RANGES,
+         **env_extra) -> subprocess.Popen:
+    config = runs.parent / f"mailmig-{chunk_rows}.yaml"
+    config.write_text(f"load:\n  merge_chunk_rows: {chunk_rows}\n")
+    env = dict(os.environ, POSTGRES_DSN=dsn, MAILMIG_RUNS_DIR=str(runs), MAILMIG_CONFIG=str(config),
+               **env_extra)
     return subprocess.Popen(
         [sys.executable, "-m", "mailmig.cli", "load", "--emails-db", str(legacy / "emails.db"),
          "--auth-db", str(legacy / "auth.db"), "--loader", loader, "--merge-jobs", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=PROJECT, text=True)
 
 
-def _kill_at(proc: subprocess.Popen, marker: str, delay: float = 0.0) -> str:
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if marker in line:
-            time.sleep(delay)
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
-    proc.stdout.close()
-    return "".join(seen)
+def _count(dsn: str, table: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(f"SELECT count(*) FROM mail.{table}").fetchone()[0]
+
+
+def _wait_for_rows(dsn: str, table: str, proc: subprocess.Popen, timeout: float = 120) -> int:
+    """Poll until the merge of `table` has committed some range; its row count then."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            rows = conn.execute(f"SELECT count(*) FROM mail.{table}").fetchone()[0]
+            if rows:
+                return rows
+            assert proc.poll() is None, "the load ended before the merge of " + table + " began"
+            time.sleep(0.005)
+    raise AssertionError(f"no range of {table} was committed within {timeout} s")
+
+
+def _sessions_gone(dsn: str, timeout: float = 30) -> None:
+    """Wait until no other session is connected to the test's database: a killed driver's
+    backends finish (and commit) the statement they were running before they notice."""
+    dbname = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                           (dbname,)).fetchone()[0]:
+            assert time.monotonic() < deadline, "the killed driver's sessions did not end"
+            time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(pg, template_db, legacy, tmp_path_factory):
-    """The state an uninterrupted load reaches, in its own database."""
+    """The state an uninterrupted load (default range size) reaches, in its own database,
+    and its row counts."""
     from pytest_postgresql.janitor import DatabaseJanitor
     janitor = DatabaseJanitor(user=pg.user, host=pg.host, port=pg.port, dbname="mailmig_test_reference",
                               template_dbname=template_db)
@@ -200,27 +228,49 @@ def uninterrupted(pg, template_db, legacy, tmp_path_factory):
     dsn = pg.conninfo("mailmig_test_reference")
     assert run_load(dsn, legacy / "emails.db", legacy / "auth.db",
                     tmp_path_factory.mktemp("runs"), loader="copy", progress=None).ok
-    yield state(dsn)
+    counts = {t: _count(dsn, t) for t in ("emails", "accounts", "sessions")}
+    with psycopg.connect(dsn) as conn:
+        rejects = set(conn.execute("SELECT source_table, source_key, sqlstate FROM migration.rejects").fetchall())
+    yield {"state": state(dsn), "counts": counts, "rejects": rejects}
     janitor.drop()
 
 
-@pytest.mark.parametrize("marker,delay", [
-    ("== audit", 0.0),            # the driver killed after the snapshot
-    ("== merge emails", 0.3),     # killed while merging: some chunks committed
-    ("== merge sessions", 0.0),   # killed between tables
-])
-def test_driver_killed_then_rerun_reaches_the_same_state(dsn, legacy, tmp_path, uninterrupted, marker, delay):
-    output = _kill_at(_cli(dsn, legacy, tmp_path / "runs", "copy"), marker, delay)
-    assert marker in output
-    rerun = _cli(dsn, legacy, tmp_path / "runs", "copy")
+def _rerun_reaches(dsn, legacy, tmp_path, uninterrupted, loader="copy") -> None:
+    rerun = _cli(dsn, legacy, tmp_path / "runs", loader)
     out, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, out
-    assert state(dsn) == uninterrupted
+    assert state(dsn) == uninterrupted["state"]
+
+
+def test_driver_killed_after_the_snapshot_then_rerun_reaches_the_same_state(dsn, legacy, tmp_path, uninterrupted):
+    proc = _cli(dsn, legacy, tmp_path / "runs", "copy")
+    for line in proc.stdout:
+        if "== audit" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    _sessions_gone(dsn)
+    assert [_count(dsn, t) for t in ("emails", "accounts", "sessions")] == [0, 0, 0]  # before any range
+    _rerun_reaches(dsn, legacy, tmp_path, uninterrupted)
+
+
+@pytest.mark.parametrize("table", ["accounts", "emails"])
+def test_driver_killed_mid_merge_then_rerun_reaches_the_same_state(dsn, legacy, tmp_path, uninterrupted, table):
+    proc = _cli(dsn, legacy, tmp_path / "runs", "copy")
+    _wait_for_rows(dsn, table, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    _sessions_gone(dsn)
+    merged, total = _count(dsn, table), uninterrupted["counts"][table]
+    assert 0 < merged < total, f"the kill did not land mid-merge: {merged} of {total} {table} merged"
+    _rerun_reaches(dsn, legacy, tmp_path, uninterrupted)
 
 
 def test_pgloader_killed_fails_loudly_then_rerun_reaches_the_same_state(dsn, legacy, tmp_path, uninterrupted):
     proc = _cli(dsn, legacy, tmp_path / "runs", "pgloader")
-    killed = False
+    killed = []
     for line in proc.stdout:
         if "== staging" in line:
             deadline = time.monotonic() + 30
@@ -228,30 +278,95 @@ def test_pgloader_killed_fails_loudly_then_rerun_reaches_the_same_state(dsn, leg
                 found = subprocess.run(["pgrep", "-f", f"pgloader.*{tmp_path}"], capture_output=True, text=True)
                 for pid in found.stdout.split():
                     os.kill(int(pid), signal.SIGKILL)
-                    killed = True
-                time.sleep(0.05)
+                    killed.append(int(pid))
+                time.sleep(0.01)
     proc.wait(timeout=120)
     proc.stdout.close()
-    assert killed
+    assert killed, "no pgloader process was running to kill"
     assert proc.returncode != 0  # a short staging is a failure, whatever pgloader said
-    rerun = _cli(dsn, legacy, tmp_path / "runs", "pgloader")
-    out, _ = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, out
-    assert state(dsn) == uninterrupted
+    report = json.loads(max((tmp_path / "runs").glob("*-load-*/report.json")).read_text())
+    assert "staging is short" in report["error"]  # the kill landed while it loaded
+    assert [_count(dsn, t) for t in ("emails", "accounts", "sessions")] == [0, 0, 0]
+    _rerun_reaches(dsn, legacy, tmp_path, uninterrupted, "pgloader")
 
 
 def test_postgres_restart_during_merge_then_rerun_reaches_the_same_state(pg, dsn, legacy, tmp_path, uninterrupted):
     proc = _cli(dsn, legacy, tmp_path / "runs", "copy")
-    for line in proc.stdout:
-        if "== merge emails" in line:
-            pg.cluster.stop()  # fast shutdown: every session is cut
-            pg.cluster.start()
-            break
+    _wait_for_rows(dsn, "emails", proc)
+    pg.cluster.stop()  # fast shutdown: every session is cut
+    pg.cluster.start()
     proc.communicate(timeout=120)
-    rerun = _cli(dsn, legacy, tmp_path / "runs", "copy")
-    out, _ = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, out
-    assert state(dsn) == uninterrupted
+    assert proc.returncode != 0
+    merged, total = _count(dsn, "emails"), uninterrupted["counts"]["emails"]
+    assert 0 < merged < total, f"the restart did not land mid-merge: {merged} of {total} emails merged"
+    _rerun_reaches(dsn, legacy, tmp_path, uninterrupted)
+
+
+class _GuardLocker(threading.Thread):
+    """Once the merge of the emails has committed a range, holds a SHARE lock on
+    mail.message_id_guard (every insert into mail.emails writes it) for `hold` seconds:
+    a real lock held by another session, which the merge's next ranges wait for."""
+
+    def __init__(self, dsn: str, proc: subprocess.Popen, hold: float):
+        super().__init__(daemon=True)
+        self.dsn, self.proc, self.hold = dsn, proc, hold
+        self.merged_before = None
+        self.error = None
+
+    def run(self) -> None:
+        try:
+            self.merged_before = _wait_for_rows(self.dsn, "emails", self.proc)
+            with psycopg.connect(self.dsn) as conn:
+                conn.execute("LOCK TABLE mail.message_id_guard IN SHARE MODE")
+                time.sleep(self.hold)
+                conn.rollback()
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+
+@pytest.mark.parametrize("setting,sqlstate", [
+    ("lock_timeout=300ms", "55P03"),       # lock_not_available
+    ("statement_timeout=3s", "57014"),     # query_canceled
+])
+def test_a_passing_fault_mid_merge_fails_the_load_records_no_reject_and_rerun_is_clean(
+        dsn, legacy, tmp_path, uninterrupted, setting, sqlstate):
+    proc = _cli(dsn, legacy, tmp_path / "runs", "copy", PGOPTIONS=f"-c {setting}")
+    locker = _GuardLocker(dsn, proc, hold=8.0)
+    locker.start()
+    out, _ = proc.communicate(timeout=300)
+    locker.join(timeout=30)
+    assert locker.error is None, locker.error
+    assert proc.returncode != 0, out
+    # the fault is named, as a passing one, at a block range of the emails
+    assert "passing fault" in out and f"SQLSTATE {sqlstate}" in out and "staging.emails" in out, out
+    _sessions_gone(dsn)
+    merged, total = _count(dsn, "emails"), uninterrupted["counts"]["emails"]
+    assert 0 < locker.merged_before <= merged < total, (locker.merged_before, merged, total)
+    with psycopg.connect(dsn) as conn:
+        rejects = set(conn.execute("SELECT source_table, source_key, sqlstate FROM migration.rejects").fetchall())
+    # no reject for the fault: every reject is one the uninterrupted load records too
+    assert not {r for r in rejects if r[2] == sqlstate}
+    assert rejects <= uninterrupted["rejects"]
+    _rerun_reaches(dsn, legacy, tmp_path, uninterrupted)
+
+
+def test_a_second_load_fails_at_once_naming_the_running_one_which_then_completes(
+        dsn, legacy, tmp_path, uninterrupted):
+    first = _cli(dsn, legacy, tmp_path / "runs", "copy", chunk_rows=2)  # ranges of 2 rows: a long merge
+    first_line = first.stdout.readline()  # "load run <id> (<dir>)"
+    run_id = first_line.split()[2]
+    _wait_for_rows(dsn, "emails", first)  # mid-merge: staging full, ranges being committed
+    started = time.monotonic()
+    second = _cli(dsn, legacy, tmp_path / "runs2", "copy")
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 1, out
+    assert time.monotonic() - started < 30  # at once (the interpreter's start is most of it)
+    assert f"another mailmig run is using this database: 'mailmig load {run_id}'" in out, out
+    assert first.poll() is None, "the first load ended before the second was refused: not a test of the lock"
+    rest, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, first_line + rest
+    assert state(dsn) == uninterrupted["state"]  # staging was not truncated under it
+    assert not (tmp_path / "runs2").exists() or not any((tmp_path / "runs2").glob("*-load-*"))
 
 
 def test_missing_source_is_named(dsn, legacy, tmp_path):

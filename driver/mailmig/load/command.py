@@ -17,7 +17,8 @@ def cmd_load(args, cfg) -> int:
     result = run_load(cfg.conninfo(), emails_db, auth_db, cfg.runs_dir,
                       loader=args.loader or load_cfg["loader"],
                       merge_jobs=args.merge_jobs or load_cfg["merge_jobs"],
-                      pgloader_settings=settings, keep_work=args.keep_work, progress=console.Say())
+                      pgloader_settings=settings, keep_work=args.keep_work, progress=console.Say(),
+                      merge_chunk_rows=load_cfg["merge_chunk_rows"])
     return 0 if result.ok else 1
 
 

@@ -19,7 +19,7 @@ import psycopg
 
 from mailmig import audit, queries, snapshot, staging
 from mailmig.load.clock import Stages
-from mailmig.load.merge import PARTITIONED_TABLES, merge_hostile, merge_table
+from mailmig.load.merge import CHUNK_ROWS, PARTITIONED_TABLES, merge_hostile, merge_table
 from mailmig.load.report import print_audit
 from mailmig.load.watch import StagingProgress
 from mailmig.mapping import SOURCE_FILES, Table
@@ -44,6 +44,7 @@ class Load:
     progress: object
     stages: Stages
     report: dict = field(default_factory=dict)
+    merge_chunk_rows: int = CHUNK_ROWS
 
     @property
     def snap_dir(self) -> Path:
@@ -124,8 +125,7 @@ def fill_staging(load: Load, audits: dict[str, audit.TableAudit], copies: dict[s
         for name, file_tables in load.by_file().items():
             copies[name].result()
             staging.delete_hostile(load.work_dir / name,
-                                   {t.name: [k for k, _ in audits[t.name].hostile] for t in file_tables},
-                                   {t.name: t.key for t in file_tables})
+                                   {t.name: audits[t.name].hostile_rowids for t in file_tables})
             jobs.append([(t, load.work_dir / name, t.name) for t in file_tables])
         expected = sum(audits[t.name].rows - len(audits[t.name].hostile) for t in load.tables)
         watcher = StagingProgress(load.conninfo, [t.name for t in load.tables], load.progress,
@@ -217,8 +217,9 @@ def make_partitions(load: Load) -> list:
 def merge_one_table(load: Load, table: Table, audits, manifest: dict) -> dict:
     """staging.<table> into mail.<table>: the block ranges, then the hostile rows."""
     def do_merge():
-        result = merge_table(load.conninfo, load.run.id, table.name, load.merge_jobs, load.progress)
-        for key, value in merge_hostile(load.conninfo, load.run.id, table.name).items():
+        result = merge_table(load.conninfo, load.run.id, table.name, load.merge_jobs, load.progress,
+                             load.merge_chunk_rows)
+        for key, value in merge_hostile(load.conninfo, load.run.id, table.name, load.progress).items():
             result[key] = result.get(key, 0) + value
         return result
 

@@ -20,6 +20,19 @@ from mailmig.validate.rules import CANONICALIZERS, UNKNOWN, Reject, Repair, cano
 from mailmig.validate.tables import TableSpec, bucket_of
 
 
+def same_original(recorded, encoded: dict) -> bool:
+    """Is a recorded typed-JSON original (as jsonb gave it back) the source value's? jsonb
+    keeps a real's shortest decimal as numeric and prints it without exponent
+    (9.223372036854776e18 comes back as 9223372036854776000): a real is compared as the
+    double its decimal denotes."""
+    if recorded == encoded:
+        return True
+    if (isinstance(recorded, dict) and recorded.get("t") == "real" == encoded.get("t")
+            and isinstance(recorded.get("v"), (int, float)) and isinstance(encoded.get("v"), float)):
+        return float(recorded["v"]) == encoded["v"] and set(recorded) == set(encoded)
+    return False
+
+
 @dataclass
 class Bookkeeping:
     """migration.repairs and migration.rejects, by (table, source key)."""
@@ -42,14 +55,17 @@ _OUTCOMES = (Repair, Reject)
 def expected_row(spec: TableSpec, row, book: Bookkeeping, diffs: Differences | None):
     """(source key, canonical values PostgreSQL must hold, rejected?) of one source row.
 
-    Records in `diffs` what is wrong with its reject or repairs (when diffs is given)."""
-    key = source_key(row[0])
+    `row` is the source row as select_source reads it: the columns, then the rowid (which
+    names a row whose key is NULL). Records in `diffs` what is wrong with its reject or
+    repairs (when diffs is given)."""
+    *row, rowid = row
+    key = source_key(row[0], spec.columns[0][1], rowid)
     reject = book.rejects.get((spec.name, key))
     if reject is not None:
         if diffs is not None:
             original = reject["original"] or {}
             for (name, _), value in zip(spec.columns, row):
-                if original.get(name) != encode_value(value):
+                if not same_original(original.get(name), encode_value(value)):
                     diffs.add(spec.name, "reject_original_differs", key, column=name,
                               source=display_original(encode_value(value)),
                               recorded=display_original(original.get(name)) if name in original else None)
@@ -68,7 +84,7 @@ def expected_row(spec: TableSpec, row, book: Bookkeeping, diffs: Differences | N
             expected = canon_repaired(kind, repair["repaired"])
             if diffs is not None:
                 encoded = encode_value(value)
-                if repair["original"] != encoded:
+                if not same_original(repair["original"], encoded):
                     diffs.add(spec.name, "repair_original_differs", key, column=name,
                               source=display_original(encoded), recorded=display_original(repair["original"]))
                 if isinstance(out, Repair):

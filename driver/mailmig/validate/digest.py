@@ -12,10 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 
 from mailmig import console, queries
+from mailmig.sqlite_source import column_list, quote_identifier
 from mailmig.validate.bookkeeping import Bookkeeping, expected_row
 from mailmig.validate.differences import Differences
 from mailmig.validate.rules import INT8_MAX, INT8_MIN
 from mailmig.validate.tables import BUCKET_SHIFT, TableSpec, bucket_of
+
+KEY_END = None  # the open upper end of a key range [lo, hi): [lo, INT8_MAX) would miss the largest bigint
 
 
 def row_digest(values) -> tuple[int, int]:
@@ -34,8 +37,8 @@ def row_digest(values) -> tuple[int, int]:
 
 
 def select_source(spec: TableSpec, where: str = "") -> str:
-    columns = ", ".join('"' + name + '"' for name in spec.column_names)
-    return f'SELECT {columns} FROM "{spec.name}"{where}'
+    """The source rows: every column, then the rowid (the name of a row whose key is NULL)."""
+    return f"SELECT {column_list(spec.column_names)}, rowid FROM {quote_identifier(spec.name)}{where}"
 
 
 def scan_source(spec: TableSpec, conn, book: Bookkeeping, diffs: Differences, bar=None) -> dict:
@@ -94,10 +97,10 @@ def pg_digest(conninfo: str, spec: TableSpec, lo: int | None = None, hi: int | N
 def split_range(conninfo: str) -> list[tuple[int, int]]:
     with connect(conninfo) as conn:
         low, high = conn.execute(queries.load("validate_key_range")).fetchone()
-    if low is None:
-        return [(INT8_MIN, INT8_MAX)]
+    if low is None:  # no email in PostgreSQL (all rejected, or none): one side has nothing
+        return [(INT8_MIN, KEY_END), (INT8_MAX, INT8_MAX)]  # the second: empty
     mid = ((low + high) // 2 >> BUCKET_SHIFT) << BUCKET_SHIFT  # on a bucket boundary
-    return [(INT8_MIN, mid), (mid, INT8_MAX)]
+    return [(INT8_MIN, mid), (mid, KEY_END)]
 
 
 def merge_buckets(*parts: dict) -> dict:
@@ -124,7 +127,7 @@ def digest_both_sides(conninfo: str, specs: tuple[TableSpec, ...], sqlite: dict,
     def pg_side(emails_range, tables):
         done = {spec.name: pg_digest(conninfo, spec, *emails_range) for spec in emails}
         for spec in tables:
-            done[spec.name] = pg_digest(conninfo, spec, INT8_MIN, INT8_MAX)
+            done[spec.name] = pg_digest(conninfo, spec, INT8_MIN, KEY_END)
         return done
 
     with ThreadPoolExecutor(max_workers=2) as pool:

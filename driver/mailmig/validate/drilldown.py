@@ -6,9 +6,11 @@ from __future__ import annotations
 import itertools
 
 from mailmig import queries
+from mailmig.sqlite_source import quote_identifier
 from mailmig.validate.bookkeeping import Bookkeeping, expected_rows
 from mailmig.validate.differences import Differences, display
 from mailmig.validate.digest import select_source
+from mailmig.validate.rules import INT8_MAX
 from mailmig.validate.tables import BUCKET_SHIFT, TableSpec
 
 
@@ -16,7 +18,8 @@ def pg_rows(conn, spec: TableSpec, buckets: list[int]):
     """The canonical rows of PostgreSQL in the given buckets (migration.validate_rows):
     key -> [values...] (list of rows when a key is duplicated)."""
     if spec.int_key:
-        batches = [{"lo": a << BUCKET_SHIFT, "hi": (b + 1) << BUCKET_SHIFT} for a, b in _ranges(buckets)]
+        # the last bucket's end, 2^63, is no bigint: no upper end there
+        batches = [{"lo": a << BUCKET_SHIFT, "hi": _end(b)} for a, b in _ranges(buckets)]
     else:
         batches = [{"lo": None, "hi": None}]
     result: dict[str, list] = {}
@@ -26,6 +29,13 @@ def pg_rows(conn, spec: TableSpec, buckets: list[int]):
             values = [None if v is None else v.encode() for v in vals]
             result.setdefault(values[0].decode(), []).append(values)
     return result
+
+
+def _end(bucket: int) -> int | None:
+    """The exclusive end of a bucket's keys; None (no end) for the last bucket, whose end,
+    2^63, is no bigint."""
+    end = (bucket + 1) << BUCKET_SHIFT
+    return None if end > INT8_MAX else end
 
 
 def _ranges(buckets: list[int]) -> list[tuple[int, int]]:
@@ -43,10 +53,11 @@ def source_rows(spec: TableSpec, conn, buckets: list[int], book: Bookkeeping):
     """Expected rows of the source in the given buckets: (expected key -> values,
     expected keys of rejected rows)."""
     if spec.int_key:
-        key = '"' + spec.column_names[0] + '"'
+        key = quote_identifier(spec.column_names[0])
         batches = [
-            conn.execute(select_source(spec, f" WHERE {key} >= ? AND {key} < ?"),
-                         (a << BUCKET_SHIFT, (b + 1) << BUCKET_SHIFT))
+            # inclusive upper end: the last bucket's exclusive end, 2^63, is no SQLite integer
+            conn.execute(select_source(spec, f" WHERE {key} >= ? AND {key} <= ?"),
+                         (a << BUCKET_SHIFT, ((b + 1) << BUCKET_SHIFT) - 1))
             for a, b in _ranges(buckets)
         ]
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from decimal import Decimal, InvalidOperation
 
 
@@ -41,15 +42,16 @@ NUMERIC_DSCALE_MAX = 16383
 
 def pg_numeric_text(text: str) -> str:
     """A JSON number as PostgreSQL's numeric prints it: plain notation, the scale as
-    written less the exponent (1.50 -> 1.50, 1e2 -> 100, 1.5e-3 -> 0.0015), no -0."""
+    written less the exponent (1.50 -> 1.50, 1e2 -> 100, 1.5e-3 -> 0.0015), no -0.
+    Digit strings are never turned into ints (Python refuses more than 4300 digits)."""
     sign, digits, exponent = Decimal(text).as_tuple()
-    magnitude = int("".join(map(str, digits)))
+    magnitude = "".join(map(str, digits)).lstrip("0") or "0"
     if exponent >= 0:
-        body = str(magnitude) + ("0" * exponent if magnitude else "")
+        body = magnitude + ("0" * exponent if magnitude != "0" else "")
     else:
-        padded = str(magnitude).rjust(1 - exponent, "0")
+        padded = magnitude.rjust(1 - exponent, "0")
         body = padded[:exponent] + "." + padded[exponent:]
-    return ("-" if sign and magnitude else "") + body
+    return ("-" if sign and magnitude != "0" else "") + body
 
 
 def _check_json_number(text: str) -> JsonNumber:
@@ -161,3 +163,25 @@ def jsonb_text(text: str) -> str | None:
     except (ValueError, RecursionError, InvalidOperation):
         return None
 
+
+
+JSON_MAX_DEPTH = 1000  # the rule: deeper JSON is repaired (PostgreSQL's own limit varies)
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+# JSON up to JSON_MAX_DEPTH levels must parse and render here: both recurse once a level
+if sys.getrecursionlimit() < 4 * JSON_MAX_DEPTH:
+    sys.setrecursionlimit(4 * JSON_MAX_DEPTH)
+
+
+def json_depth(text: str) -> int:
+    """How deeply a JSON text nests arrays and objects, brackets in strings not counted
+    (migration.json_depth)."""
+    depth = deepest = 0
+    for char in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest

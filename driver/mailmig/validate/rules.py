@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 from mailmig.sqlite_source import SqliteText
-from mailmig.validate.jsonb import jsonb_text, pg_numeric_text
+from mailmig.validate.jsonb import JSON_MAX_DEPTH, json_depth, jsonb_text, pg_numeric_text
 
 UNKNOWN = object()  # a repair whose resulting value these rules do not predict
 
@@ -93,7 +93,7 @@ def canon_text(value):
 
 
 INT8_MIN, INT8_MAX = -(2**63), 2**63 - 1
-_INT_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_INT_TEXT = re.compile(r"-?[0-9]{1,19}", re.ASCII)  # the SQL rule's form; longer is beyond bigint
 
 
 def canon_int(value):
@@ -114,7 +114,8 @@ def canon_int(value):
     return str(number).encode()
 
 
-_NUMERIC_TEXT = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*", re.ASCII)
+_NUMERIC_TEXT = re.compile(r"\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,3})?\s*", re.ASCII)
+_FLOAT_TEXT_MIN, _FLOAT_TEXT_MAX = Decimal("1e-300"), Decimal("1e300")
 
 
 def float_bits(number: float) -> bytes:
@@ -128,13 +129,19 @@ def canon_float(value):
     if type(value) is int:
         return float_bits(float(value))
     if type(value) is float:
-        return float_bits(value)
+        if value != value:
+            return float_bits(math.nan)  # one NaN: its typed JSON is the word, without payload
+        return float_bits(value + 0.0)  # a zero's sign is not kept (jsonb numbers have no -0)
     if type(value) is SqliteText:
         text = _valid_text(value)
-        if text is not None and _NUMERIC_TEXT.fullmatch(text):
-            number = float(text)
-            if math.isfinite(number):
-                return float_bits(number)
+        # numeric text of at most 400 characters, by exact value: 0, or a magnitude in
+        # [1e-300, 1e300] (migration.convert_value: a double holds it, no cast can raise)
+        if text is not None and len(text) <= 400 and _NUMERIC_TEXT.fullmatch(text):
+            exact = Decimal(text.strip(_ASCII_SPACE))
+            if exact == 0:
+                return float_bits(0.0)
+            if _FLOAT_TEXT_MIN <= abs(exact) <= _FLOAT_TEXT_MAX:
+                return float_bits(float(exact))
     return Repair({"number_unreadable_null": None})
 
 
@@ -172,7 +179,8 @@ _TS_TEXT = re.compile(
     r"(?:[ T]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?(Z|[+-][0-9]{2}:?[0-9]{2})?)?",
     re.ASCII,
 )
-_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+# text epoch: the SQL rule's exact form (18 digits at most: anything longer is out of range anyway)
+_EPOCH_TEXT = re.compile(r"-?[0-9]{1,18}(?:\.[0-9]{1,9})?", re.ASCII)
 
 
 def format_instant(instant: datetime) -> bytes:
@@ -214,7 +222,7 @@ def epoch_instant(number) -> datetime | None:
             return None
         exact = Decimal(repr(number))  # by value as written, as its typed JSON carries it
     else:
-        exact = Decimal(number)
+        exact = Decimal(number)  # an int, or the Decimal of an epoch text
     seconds = exact if abs(exact) < Decimal("1e11") else exact / 1000
     if not Decimal(0) <= seconds < Decimal(4102444800):
         return None
@@ -224,8 +232,8 @@ def epoch_instant(number) -> datetime | None:
 
 def text_instant(text: str) -> datetime | None:
     """One of the contracts' text forms as a UTC instant, else None."""
-    if _DIGITS.fullmatch(text):
-        return epoch_instant(int(text))
+    if _EPOCH_TEXT.fullmatch(text):
+        return epoch_instant(Decimal(text))
     match = _TS_TEXT.fullmatch(text)
     if not match:
         return None
@@ -241,7 +249,7 @@ def text_instant(text: str) -> datetime | None:
         return None
     if zone and zone != "Z":
         hours, minutes = int(zone[1:3]), int(zone[-2:])
-        if hours > 23 or minutes > 59:
+        if hours > 15 or minutes > 59:  # PostgreSQL's own limit for an offset: +-15:59
             return None
         offset = timedelta(hours=hours, minutes=minutes)
         instant = instant - offset if zone[0] == "+" else instant + offset
@@ -292,6 +300,8 @@ def canon_json(value):
         return Repair({"json_invalid_null": None, "blob_as_text": UNKNOWN})
     else:
         text = _number_as_text(value)
+    if text.count("[") + text.count("{") > JSON_MAX_DEPTH and json_depth(text) > JSON_MAX_DEPTH:
+        return Repair({"json_invalid_null": None})  # the rule loads at most 1000 levels
     rendered = jsonb_text(text)
     if rendered is None:
         return Repair({"json_invalid_null": None})

@@ -11,7 +11,7 @@ from psycopg import sql
 
 from mailmig import queries, runs
 from mailmig.mapping import DEFAULT_MAPPING, check_against_database, load_mapping
-from mailmig.sqlite_source import connect_readonly
+from mailmig.sqlite_source import connect_readonly, quote_identifier
 from mailmig.validate.bookkeeping import Bookkeeping, read_bookkeeping
 from mailmig.validate.differences import PROBLEM_KINDS, Differences
 from mailmig.validate.digest import connect, digest_both_sides
@@ -130,7 +130,7 @@ def count_rows(conn, specs: tuple[TableSpec, ...], sqlite: dict, book: Bookkeepi
     emails of PostgreSQL per month of created_at."""
     gate = {}
     for spec in specs:
-        src = sqlite[spec.database].execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0]
+        src = sqlite[spec.database].execute(f"SELECT count(*) FROM {quote_identifier(spec.name)}").fetchone()[0]
         pg = conn.execute(sql.SQL("SELECT count(*) FROM mail.{}").format(sql.Identifier(spec.name))).fetchone()[0]
         rejected = book.rejected_rows(spec.name)
         gate[spec.name] = {"source": src, "pg": pg, "rejected": rejected, "ok": src == pg + rejected}

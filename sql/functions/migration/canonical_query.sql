@@ -7,7 +7,7 @@ SET LOCAL ROLE mail_owner;
 --   int: decimal; text: as it is; json: the text jsonb prints; float: the 8 bytes of the
 --   double in hex (float8send: no rounding); flag: t / f; timestamp(_required): the UTC
 --   instant as YYYY-MM-DDTHH:MI:SS.ffffffZ.
--- p_where chooses the rows: 'all'; 'range' (an int key in [$1, $2)); 'keys' (the key = ANY
+-- p_where chooses the rows: 'all'; 'range' (an int key in [$1, $2), $2 NULL: no end); 'keys' (the key = ANY
 -- of the text array $3). The validate_* functions run it.
 CREATE OR REPLACE FUNCTION migration.canonical_query(p_table text, p_where text,
                                                      OUT query text, OUT columns int)
@@ -42,7 +42,8 @@ BEGIN
   query := format('SELECT %s AS bucket, %s FROM mail.%I', v_bucket, array_to_string(v_exprs, ', '), p_table)
     || CASE p_where
          WHEN 'all' THEN ''
-         WHEN 'range' THEN format(' WHERE %I >= $1 AND %I < $2', v_key, v_key)
+         -- $2 NULL: no upper end (a bigint [lo, hi) cannot reach the largest bigint)
+         WHEN 'range' THEN format(' WHERE %I >= $1 AND ($2 IS NULL OR %I < $2)', v_key, v_key)
          WHEN 'keys' THEN format(' WHERE %I = ANY ($3::%s[])', v_key,
                                  CASE WHEN v_key_kind = 'int' THEN 'bigint' ELSE 'text' END)
        END;

@@ -16,6 +16,7 @@ DECLARE
   v_text text;
   v_ts timestamptz;
   v_num numeric;
+  v_float float8;
 BEGIN
   /* The contracts' conversion rules for one value; never raises. */
   value := NULL;  -- SQL NULL; a JSON column may also receive the JSON value null
@@ -42,11 +43,18 @@ BEGIN
     END IF;
 
   ELSIF p_kind = 'int' THEN
-    IF v_t = 'integer' OR (v_t = 'real' AND v_v ~ '^-?[0-9]+(\.0*)?$')
-       OR (v_t = 'text' AND v_v ~ '^-?[0-9]{1,19}$') THEN
+    IF v_t = 'integer' OR (v_t = 'text' AND v_v ~ '^-?[0-9]{1,19}$') THEN
       v_num := v_v::numeric;
       IF v_num BETWEEN -9223372036854775808 AND 9223372036854775807 THEN
         value := to_jsonb(v_num::bigint);
+        RETURN;
+      END IF;
+    ELSIF v_t = 'real' AND v_v ~ '^-?[0-9]+(\.0*)?$' THEN
+      -- an integral double: the integer it is exactly (its shortest decimal, which the
+      -- typed JSON carries, may differ beyond 2^53: 2.028725511765283e16 is ...832)
+      v_float := v_v::float8;
+      IF v_float >= -9223372036854775808::float8 AND v_float < 9223372036854775808::float8 THEN
+        value := to_jsonb(v_float::bigint);
         RETURN;
       END IF;
     END IF;
@@ -55,9 +63,19 @@ BEGIN
   ELSIF p_kind = 'float' THEN
     IF v_t IN ('integer', 'real') THEN
       value := to_jsonb(v_v::float8);  -- 'Infinity' too
-    ELSIF v_t = 'text' AND v_v ~ '^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,3})?\s*$'
-          AND abs(v_v::numeric) < 1e300 THEN
-      value := to_jsonb(v_v::float8);
+    ELSIF v_t = 'text' AND length(v_v) <= 400
+          AND v_v ~ '^[ \t\n\r\f\v]*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,3})?[ \t\n\r\f\v]*$' THEN
+      -- numeric text (at most 400 characters: numeric then cannot overflow) by value: 0,
+      -- or a magnitude in [1e-300, 1e300], which a double holds without overflow or
+      -- underflow, so that the cast to float8 cannot raise either
+      v_num := v_v::numeric;
+      IF v_num = 0 THEN
+        value := to_jsonb(0::float8);
+      ELSIF abs(v_num) BETWEEN 1e-300 AND 1e300 THEN
+        value := to_jsonb(v_num::float8);
+      ELSE
+        rule := 'number_unreadable_null';
+      END IF;
     ELSE
       rule := 'number_unreadable_null';
     END IF;
@@ -77,12 +95,16 @@ BEGIN
     END IF;
 
   ELSIF p_kind = 'json' THEN
-    IF v_bytes IS NULL AND v_t IN ('text', 'integer', 'real') THEN
+    IF v_bytes IS NULL AND v_t IN ('text', 'integer', 'real')
+       AND (length(v_v) - length(translate(v_v, '[{', '')) <= 1000 OR migration.json_depth(v_v) <= 1000) THEN
       BEGIN
         value := v_v::jsonb;
         RETURN;
-      EXCEPTION WHEN others THEN
-        NULL;  -- not JSON that jsonb takes: the repair below
+      EXCEPTION WHEN data_exception OR program_limit_exceeded THEN
+        -- not JSON that jsonb takes (22P02, 22P05 ...; 54001 nesting, 54000 size): the
+        -- repair below. Anything else (a lock, a cancel, a shutdown) is no fact about the
+        -- value and propagates.
+        NULL;
       END;
     END IF;
     value := NULL;

@@ -27,8 +27,11 @@ BEGIN
   BEGIN
     EXECUTE v_fast_sql USING v_lo, v_hi;
     GET DIAGNOSTICS v_result.fast = ROW_COUNT;
-  EXCEPTION WHEN others THEN
-    v_result.fallback := true;  -- some row needs the row path; the rollback undid the rest
+  EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
+    -- some row's values need the row path; the rollback undid the rest. Any other error
+    -- (lock or statement timeout, deadlock, shutdown ...) is no fact about the data: it
+    -- propagates, and the range's transaction is undone whole, recording nothing
+    v_result.fallback := true;
     v_result.fast := 0;
   END;
 

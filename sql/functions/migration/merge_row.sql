@@ -27,6 +27,8 @@ DECLARE
   v_state text;
   v_message text;
   v_outcome text;
+  v_target text;
+  v_rival text;
 BEGIN
   /* The row path of the merge: the conversion rules applied to one row. */
   IF p_replace THEN
@@ -35,8 +37,23 @@ BEGIN
     IF p_table <> 'accounts' THEN
       PERFORM migration.delete_row(p_table, p_key);
     END IF;
-  ELSIF migration.row_present(p_table, p_key) THEN
-    RETURN 'present';
+  ELSE
+    IF p_key ~ '^(null|integer|real|text|hex|blob):' THEN
+      -- a key of another storage class than its column's: rejected when another source
+      -- row's key converts to the same target (whoever came first: contracts, source keys)
+      v_target := migration.key_target(p_table, p_key);
+      v_rival := migration.key_rival(p_table, p_key, v_target);
+      IF v_rival IS NOT NULL THEN
+        INSERT INTO migration.rejects (run_id, source_table, source_key, reason, sqlstate, original)
+        VALUES (p_run_id, p_table, p_key,
+                format('key: converts to %L, the key of source row %s too', v_target, v_rival), '23505', p_row)
+        ON CONFLICT (source_table, source_key) DO NOTHING;
+        RETURN 'rejected';
+      END IF;
+    END IF;
+    IF migration.row_present(p_table, p_key) THEN
+      RETURN 'present';
+    END IF;
   END IF;
   FOR v_col IN SELECT column_name, target_column, kind FROM migration.column_map
                WHERE source_table = p_table ORDER BY position LOOP
@@ -87,7 +104,10 @@ BEGIN
     FROM jsonb_array_elements(v_repairs) r
     ON CONFLICT (source_table, source_key, column_name) DO NOTHING;
     v_outcome := CASE WHEN jsonb_array_length(v_repairs) > 0 THEN 'repaired' ELSE 'loaded' END;
-  EXCEPTION WHEN others THEN
+  EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
+    -- only a fact about the row's values rejects it (classes 22, 23, 54: contracts); a lock
+    -- or statement timeout, a deadlock, a shutdown, a full disk is none, and propagates:
+    -- the range's transaction is undone and the load fails, to be re-run
     GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
     INSERT INTO migration.rejects (run_id, source_table, source_key, reason, sqlstate, original)
     VALUES (p_run_id, p_table, p_key, v_message, v_state, p_row)

@@ -40,6 +40,11 @@ BEGIN
         v_value := v_source || '::float8';
       WHEN 'json' THEN
         v_value := v_source || '::jsonb';
+        -- JSON may nest at most 1000 levels (convert_value): a text with more brackets
+        -- than that goes to the row path, where migration.json_depth decides
+        v_plain := v_plain || format('(%s IS NULL OR length(%s) - length(translate(%s, ''[{'', '''')) <= 1000)',
+                                     v_source, v_source, v_source);
+        v_rest := v_rest || format('length(%s) - length(translate(%s, ''[{'', '''')) > 1000', v_source, v_source);
       WHEN 'flag' THEN
         v_value := v_source || ' = ''1''';
         v_plain := v_plain || format('(%s IS NULL OR %s IN (''0'', ''1''))', v_source, v_source);

@@ -5,6 +5,7 @@ CREATE OR REPLACE FUNCTION migration.timestamp_from_epoch(p_epoch numeric) RETUR
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
   v_seconds numeric;
+  v_micros numeric;
 BEGIN
   /* The epoch forms older app versions wrote. */
   IF p_epoch IS NULL THEN RETURN NULL; END IF;
@@ -12,7 +13,13 @@ BEGIN
   IF v_seconds < 0 OR v_seconds >= 4102444800 THEN  -- 2100-01-01T00:00:00Z
     RETURN NULL;
   END IF;
-  RETURN to_timestamp(0) + make_interval(secs => round(v_seconds, 6));
+  -- to the microsecond, exactly (whole microseconds below 2^53 are exact in a double),
+  -- and the rounded instant in range too: 4102444799.9999995 rounds to 2100-01-01
+  v_micros := round(v_seconds * 1000000);
+  IF v_micros >= 4102444800000000 THEN
+    RETURN NULL;
+  END IF;
+  RETURN to_timestamp(0) + v_micros::bigint * interval '1 microsecond';
 END;
 $$;
 

@@ -8,6 +8,7 @@ DECLARE
   v_year int;
   v_month int;
   v_day int;
+  v_days int;
   v_hour int;
   v_minute int;
   v_second numeric;
@@ -32,19 +33,25 @@ BEGIN
   v_hour := coalesce(v_m[4]::int, 0);
   v_minute := coalesce(v_m[5]::int, 0);
   v_second := coalesce(v_m[6]::numeric, 0);
-  IF v_year < 1900 OR v_year > 2200 OR v_month NOT BETWEEN 1 AND 12 OR v_day < 1
-     OR v_day > extract(day FROM make_date(v_year, v_month, 1) + interval '1 month - 1 day')
-     OR v_hour > 23 OR v_minute > 59 OR v_second >= 60 THEN
+  -- one test at a time: nothing below may raise on a value the regex admits
+  IF v_year < 1900 OR v_year > 2200 OR v_month NOT BETWEEN 1 AND 12 OR v_day < 1 THEN
     RETURN NULL;
   END IF;
+  v_days := CASE WHEN v_month = 2 THEN CASE WHEN v_year % 4 = 0 AND (v_year % 100 <> 0 OR v_year % 400 = 0)
+                                            THEN 29 ELSE 28 END
+                 WHEN v_month IN (4, 6, 9, 11) THEN 30 ELSE 31 END;
+  IF v_day > v_days OR v_hour > 23 OR v_minute > 59 OR v_second >= 60 THEN
+    RETURN NULL;  -- no such calendar day, no hour 24, no leap second
+  END IF;
   IF v_m[7] IS NOT NULL AND v_m[7] <> 'Z' THEN
+    -- PostgreSQL's own limit for a zone offset: +-15:59
+    IF substr(v_m[7], 2, 2)::int > 15 OR right(v_m[7], 2)::int > 59 THEN
+      RETURN NULL;
+    END IF;
     v_offset := make_interval(hours => substr(v_m[7], 2, 2)::int,
                               mins => right(v_m[7], 2)::int);
     IF left(v_m[7], 1) = '-' THEN
       v_offset := -v_offset;
-    END IF;
-    IF substr(v_m[7], 2, 2)::int > 23 OR right(v_m[7], 2)::int > 59 THEN
-      RETURN NULL;
     END IF;
   END IF;
   v_ts := make_timestamptz(v_year, v_month, v_day, v_hour, v_minute, v_second::float8, 'UTC')
