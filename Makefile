@@ -33,7 +33,7 @@ BENCH_ARGS ?=
 
 .PHONY: help setup system venv demo demo-data db-up db-down db-status schema load validate \
         capture-install capture-status capture-uninstall sync sync-follow bench-sync \
-        cron-install reverse-capture-install sync-reverse cutover rollback rehearse serve test test-unit test-func bench bench-quick bench-load bench-validate bench-demo-data \
+        cron-install reverse-capture-install sync-reverse cutover rollback rehearse serve test test-unit test-func bench bench-quick bench-load bench-validate bench-retention bench-demo-data \
         clean distclean
 
 help: ## list the targets
@@ -145,6 +145,11 @@ bench-validate: setup ## the validation benchmark at SCALE (use SCALE=seed)
 
 bench-sync: setup ## the live sync: capture overhead, sync throughput, --follow lag, side by side (SCALE=seed)
 	$(VENV)/bin/python bench/bench_sync.py --scale $(SCALE)
+
+# Extra arguments for the retention benchmark, e.g. RETENTION_ARGS='--writers 20 --seconds 10'
+RETENTION_ARGS ?=
+bench-retention: setup ## retention under ingest: 50 writers + readers, a 30,000-row month dropped, stalls with and without
+	$(VENV)/bin/python bench/bench_retention.py $(RETENTION_ARGS)
 
 clean: ## remove runs/ and generated data/ (keeps the cluster)
 	rm -rf runs data

@@ -61,7 +61,7 @@ def test_install_twice_leaves_one_job_per_name_and_uninstall_removes_them(cron_d
     assert [r[0] for r in installed] == JOB_NAMES
     by_name = {name: (schedule, database, command) for name, schedule, database, command in installed}
     assert by_name["mailmig-premake"][:2] == ("5 1 * * *", target)
-    assert by_name["mailmig-retention"][2] == "SELECT * FROM mail.drop_expired_partitions('30 days'::interval)"
+    assert by_name["mailmig-retention"][2] == "CALL mail.drop_expired_partitions('30 days'::interval)"
     assert by_name["mailmig-purge-history"][1] == "mailmig_cron"  # cron.job_run_details lives there
     assert by_name["mailmig-expiry"][0] == "0 0 1 1 *"
     assert by_name["mailmig-analyze"][0] == DEFAULTS["analyze_schedule"]

@@ -56,6 +56,11 @@ def test_ensure_partitions_for_months_takes_outliers_and_duplicates(conn):
     assert {"mail.emails_p199912", "mail.emails_p203002"} <= set(partitions(conn))
 
 
+def retention_log(conn):
+    return conn.execute("SELECT partition, row_count, upper_bound::text, guard_released, dropped_at IS NOT NULL "
+                        "FROM mail.retention_log ORDER BY id").fetchall()
+
+
 def test_drop_expired_partitions_drops_exactly_those_wholly_older(conn):
     conn.execute("SELECT mail.ensure_partitions_for_months(ARRAY['2019-10-01', '2019-11-01', '2019-12-01',"
                  " '2020-01-01', '2020-02-01', '2020-03-01', '2020-04-01']::date[])")
@@ -66,25 +71,41 @@ def test_drop_expired_partitions_drops_exactly_those_wholly_older(conn):
     add(conn, "<2020-01-old@x>", "2020-01-02 00:00+00")
     add(conn, "<2020-01-new@x>", "2020-01-20 00:00+00")
     before = set(partitions(conn))
-    dropped = conn.execute(
-        "SELECT partition, row_count, upper_bound::text FROM mail.drop_expired_partitions('90 days', '2020-04-15 00:00+00')"
-    ).fetchall()
-    assert dropped == [
-        ("mail.emails_p201910", 1, "2019-11-01 00:00:00+00"),
-        ("mail.emails_p201911", 1, "2019-12-01 00:00:00+00"),
-        ("mail.emails_p201912", 1, "2020-01-01 00:00:00+00"),
+    called = conn.execute("CALL mail.drop_expired_partitions('90 days', '2020-04-15 00:00+00')").fetchone()
+    assert called == (["mail.emails_p201910", "mail.emails_p201911", "mail.emails_p201912"], 3)
+    assert retention_log(conn) == [
+        ("mail.emails_p201910", 1, "2019-11-01 00:00:00+00", 1, True),
+        ("mail.emails_p201911", 1, "2019-12-01 00:00:00+00", 1, True),
+        ("mail.emails_p201912", 1, "2020-01-01 00:00:00+00", 1, True),
     ]
     assert set(partitions(conn)) == before - {"mail.emails_p201910", "mail.emails_p201911", "mail.emails_p201912"}
+    assert conn.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'emails_p2019%'").fetchone()[0] == 0
     assert guard_ids(conn) == {"<2020-01-old@x>", "<2020-01-new@x>", "<2020-02@x>", "<2020-03@x>", "<2020-04@x>"}
     # a dropped message_id may arrive again (in a month that still exists)
     add(conn, "<2019-10@x>", "2020-02-01 00:00+00")
     # a second run drops nothing more
-    assert conn.execute("SELECT count(*) FROM mail.drop_expired_partitions('90 days', '2020-04-15 00:00+00')").fetchone()[0] == 0
+    assert conn.execute("CALL mail.drop_expired_partitions('90 days', '2020-04-15 00:00+00')").fetchone() == ([], 0)
     # the cutoff is exclusive of the upper bound: at p_now - keep = 2020-02-01 January goes
-    assert [r[0] for r in conn.execute(
-        "SELECT partition FROM mail.drop_expired_partitions('1 day', '2020-02-02 00:00+00')"
-    )] == ["mail.emails_p202001"]
+    assert conn.execute("CALL mail.drop_expired_partitions('1 day', '2020-02-02 00:00+00')").fetchone() == (
+        ["mail.emails_p202001"], 2)
     assert "<2020-01-new@x>" not in guard_ids(conn)
+
+
+def test_a_row_of_a_month_detached_by_retention_lands_in_the_default_and_stays(conn):
+    """After the detach the parent no longer covers the month: a late row of it goes to
+    the default partition, where retention keeps it (and says so) rather than drop it."""
+    conn.execute("SELECT mail.ensure_partitions_for_months(ARRAY['2019-10-01']::date[])")
+    add(conn, "<old@x>", "2019-10-15 12:00+00")
+    warnings = []
+    conn.add_notice_handler(lambda diag: warnings.append(diag.message_primary))
+    assert conn.execute("CALL mail.drop_expired_partitions('90 days', '2020-04-15')").fetchone() == (
+        ["mail.emails_p201910"], 1)
+    late = add(conn, "<late@x>", "2019-10-20 12:00+00")
+    assert conn.execute("SELECT tableoid::regclass::text FROM mail.emails WHERE id = %s", (late,)).fetchone() == (
+        "mail.emails_default",)
+    assert conn.execute("CALL mail.drop_expired_partitions('90 days', '2020-04-15')").fetchone() == ([], 0)
+    assert conn.execute("SELECT count(*) FROM mail.emails WHERE id = %s", (late,)).fetchone()[0] == 1
+    assert any("mail.emails_default holds 1 row(s) older than the retention" in w for w in warnings), warnings
 
 
 def test_drop_expired_partitions_skips_when_another_run_holds_the_lock(conn, dsn):
@@ -93,9 +114,10 @@ def test_drop_expired_partitions_skips_when_another_run_holds_the_lock(conn, dsn
         other.execute("SELECT pg_advisory_xact_lock(hashtext('mail.drop_expired_partitions'))")
         notices = []
         conn.add_notice_handler(lambda diag: notices.append(diag.message_primary))
-        assert conn.execute("SELECT * FROM mail.drop_expired_partitions('90 days', '2020-01-01')").fetchall() == []
+        assert conn.execute("CALL mail.drop_expired_partitions('90 days', '2020-01-01')").fetchone() == ([], 0)
         assert any("skipped" in n for n in notices)
-    assert len(conn.execute("SELECT * FROM mail.drop_expired_partitions('90 days', '2020-01-01')").fetchall()) == 1
+    assert conn.execute("CALL mail.drop_expired_partitions('90 days', '2020-01-01')").fetchone() == (
+        ["mail.emails_p201901"], 0)
 
 
 def test_default_partition_report_sees_a_stray_row_and_the_load_moves_it(conn):

@@ -318,7 +318,7 @@ class PostgresBackend:
         the monthly partitions wholly older than `now - keep` (a month partly inside the
         retention stays until it is wholly out). Returns the rows dropped."""
         rows = self._rows("store_pg_drop_expired", {"keep": keep, "now": now or utc_now()})
-        return sum(int(r[1] or 0) for r in rows)
+        return sum(int(r[1] or 0) for r in rows)  # one row: (partitions dropped, their rows)
 
     # -- accounts and sessions ----------------------------------------------------
     def create_account(self, *, domain: str | None = None, email: str | None = None, token: str | None = None,
