@@ -33,7 +33,7 @@ BENCH_ARGS ?=
 
 .PHONY: help setup system venv demo demo-data db-up db-down db-status schema load validate \
         capture-install capture-status capture-uninstall sync sync-follow bench-sync \
-        cron-install reverse-capture-install sync-reverse cutover rollback rehearse serve test test-unit test-func bench bench-quick bench-load bench-validate bench-retention bench-demo-data \
+        cron-install reverse-capture-install sync-reverse cutover rollback rehearse serve test test-unit test-func bench bench-quick bench-load bench-validate bench-retention fuzz bench-demo-data \
         clean distclean
 
 help: ## list the targets
@@ -150,6 +150,10 @@ bench-sync: setup ## the live sync: capture overhead, sync throughput, --follow 
 RETENTION_ARGS ?=
 bench-retention: setup ## retention under ingest: 50 writers + readers, a 30,000-row month dropped, stalls with and without
 	$(VENV)/bin/python bench/bench_retention.py $(RETENTION_ARGS)
+
+FUZZ_EXAMPLES ?= 200
+fuzz: setup ## the property tests at length: FUZZ_EXAMPLES (200) random examples each, failures kept in .hypothesis/
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest tests/func/test_rules_agree.py tests/func/test_property_load.py
 
 clean: ## remove runs/ and generated data/ (keeps the cluster)
 	rm -rf runs data
