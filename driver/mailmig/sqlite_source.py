@@ -93,17 +93,18 @@ KEY_CLASSES = ("null", "integer", "real", "text", "hex", "blob")
 _KEY_PREFIXES = tuple(f"{c}:".encode() for c in KEY_CLASSES)
 
 
-def native_key(value, key_kind: str) -> bool:
+def native_key(value, key_kind: str | None) -> bool:
     """Is this key of its column's own storage class, so that it is named by itself? An
     integer in an integer key column; valid UTF-8 text without NUL that does not start like
-    a prefixed name in a text key column."""
-    if key_kind == "int":
+    a prefixed name in a text key column. key_kind None: either (a caller that does not
+    know the column's kind names the keys of the column's own class the same way)."""
+    if key_kind == "int" or (key_kind is None and type(value) is int):
         return type(value) is int
     return (isinstance(value, SqliteText) and not value.startswith(_KEY_PREFIXES)
             and plain_text(value) is not None)
 
 
-def source_key(value, key_kind: str = "int", rowid: int | None = None) -> str:
+def source_key(value, key_kind: str | None = None, rowid: int | None = None) -> str:
     """A source primary key as text (contracts: "Source keys"), one name per source row.
 
     A key of its column's own storage class is named by itself: an integer key by its

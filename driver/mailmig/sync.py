@@ -179,7 +179,8 @@ class SnapshotReader:
             if key is None:
                 batch.null_keys += 1
                 continue
-            batch.keys.setdefault(table_name, set()).add(source_key(key))
+            table = by_name[table_name]
+            batch.keys.setdefault(table_name, set()).add(source_key(key, table.columns[table.key]))
         for table in src.tables:
             batch.rows[table.name] = {}
             if table.name not in batch.keys:
@@ -189,7 +190,7 @@ class SnapshotReader:
                      f"WHERE {quote_identifier(table.key)} IN (SELECT source_key FROM {capture.CHANGELOG} "
                      "WHERE seq > ? AND seq <= ? AND source_table = ?)")
             for row in self.conn.execute(query, (batch.from_seq, batch.to_seq, table.name)):
-                batch.rows[table.name][source_key(row[key_pos])] = row
+                batch.rows[table.name][source_key(row[key_pos], table.columns[table.key])] = row
         return batch
 
     def rows_by_key(self, table: Table, keys: list[str]) -> dict[str, tuple]:
@@ -214,7 +215,7 @@ class SnapshotReader:
             # text keys held as invalid UTF-8 are bound as bytes and cast back to TEXT
             marks = ", ".join("CAST(? AS TEXT)" if isinstance(p, (bytes, memoryview)) else "?" for p in chunk)
             for row in self.conn.execute(head + f"{quote_identifier(table.key)} IN ({marks})", chunk):
-                found[source_key(row[key_pos])] = row
+                found[source_key(row[key_pos], kind)] = row
         return found
 
 

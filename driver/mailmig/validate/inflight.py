@@ -56,9 +56,11 @@ def keys_in_flight(conn, point: SyncPoint, files: dict[str, Path]) -> set[tuple[
         try:
             state = capture.read_state(reader, Path(path), capture.tables_of(tables, source))
             if state.installed and state.install_id == install_id:
+                kinds = {t.name: t.columns[t.key] for t in tables}
                 for table, key in reader.execute(
                         f"SELECT DISTINCT source_table, source_key FROM {capture.CHANGELOG} WHERE seq > ?", (seq,)):
-                    keys.add((table.decode() if isinstance(table, bytes) else table, source_key(key)))
+                    name = table.decode() if isinstance(table, bytes) else table
+                    keys.add((name, source_key(key, kinds.get(name))))
         finally:
             reader.close()
     keys.update((table, key) for table, key in conn.execute(queries.load("switch_keys_since"),
