@@ -676,6 +676,14 @@ def drain(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path, setting
             raise SyncError(f"{source.path}: change capture is {state.describe()}")
         targets[source.name] = max(state.high_water, state.last_seq or 0)
     deadline = time.monotonic() + timeout
+
+    def behind(conn) -> list[str]:
+        return [name for name, seq in targets.items()
+                if not conn.execute(queries.load("sync_caught_up"), {"source": name, "seq": seq}).fetchone()[0]]
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        if not behind(conn):
+            return targets  # a follower got there already: nothing to run or wait for
     try:
         result = run_sync(conninfo, emails_db, auth_db, runs_dir, settings, mapping_path=mapping_path,
                           progress=progress)
@@ -685,13 +693,12 @@ def drain(conninfo: str, emails_db: Path, auth_db: Path, runs_dir: Path, setting
         pass  # a --follow sync (or a load) holds the lock: wait for its position below
     with psycopg.connect(conninfo, autocommit=True) as conn:
         while True:
-            behind = [name for name, seq in targets.items()
-                      if not conn.execute(queries.load("sync_caught_up"), {"source": name, "seq": seq}).fetchone()[0]]
-            if not behind:
+            waiting = behind(conn)
+            if not waiting:
                 return targets
             if time.monotonic() >= deadline:
-                raise SyncError(f"drain: {', '.join(behind)} not applied up to "
-                                f"{', '.join(str(targets[n]) for n in behind)} within {timeout} s")
+                raise SyncError(f"drain: {', '.join(waiting)} not applied up to "
+                                f"{', '.join(str(targets[n]) for n in waiting)} within {timeout} s")
             time.sleep(0.05)
 
 

@@ -639,3 +639,16 @@ def test_validate_live_reports_rows_newer_than_the_sync_position_apart(setup):
     code, out, report = _validate_cli(setup)
     assert code == 1 and report["in_flight"]["counts"] == {}
     assert [str(d["key"]) for d in report["differences"]] == [str(tampered)]
+
+
+def test_drain_without_a_follower_applies_everything_itself(setup):
+    _some_changes(setup)
+    with connect(setup.emails) as e, connect(setup.auth) as a:
+        last = {"emails_db": e.execute("SELECT max(seq) FROM mailmig_changelog").fetchone()[0],
+                "auth_db": a.execute("SELECT max(seq) FROM mailmig_changelog").fetchone()[0]}
+    assert sync.drain(setup.dsn, setup.emails, setup.auth, setup.runs, SETTINGS, timeout=30) == last
+    assert {s: setup.position(s) for s in last} == last
+    started = time.monotonic()  # nothing left: it returns at once, running nothing
+    assert sync.drain(setup.dsn, setup.emails, setup.auth, setup.runs, SETTINGS, timeout=30) == last
+    assert time.monotonic() - started < 1.0
+    assert setup.validate().ok
