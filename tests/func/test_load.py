@@ -304,8 +304,9 @@ def test_postgres_restart_during_merge_then_rerun_reaches_the_same_state(pg, dsn
 
 class _GuardLocker(threading.Thread):
     """Once the merge of the emails has committed a range, holds a SHARE lock on
-    mail.message_id_guard (every insert into mail.emails writes it) for `hold` seconds:
-    a real lock held by another session, which the merge's next ranges wait for."""
+    mail.message_id_guard (every insert into mail.emails writes it) until the load ends (at
+    most `hold` seconds): a real lock held by another session, which the merge's next
+    ranges wait for."""
 
     def __init__(self, dsn: str, proc: subprocess.Popen, hold: float):
         super().__init__(daemon=True)
@@ -318,7 +319,9 @@ class _GuardLocker(threading.Thread):
             self.merged_before = _wait_for_rows(self.dsn, "emails", self.proc)
             with psycopg.connect(self.dsn) as conn:
                 conn.execute("LOCK TABLE mail.message_id_guard IN SHARE MODE")
-                time.sleep(self.hold)
+                deadline = time.monotonic() + self.hold
+                while self.proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.05)  # held until the load gave up (or `hold` passed)
                 conn.rollback()
         except BaseException as exc:  # reported by the test
             self.error = exc

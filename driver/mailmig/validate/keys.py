@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mailmig import queries
 from mailmig.mapping import DEFAULT_MAPPING
-from mailmig.sqlite_source import connect_readonly
+from mailmig.sqlite_source import connect_readonly, quote_identifier
 from mailmig.validate.bookkeeping import expected_rows, read_bookkeeping
 from mailmig.validate.differences import PROBLEM_KINDS, Differences
 from mailmig.validate.digest import connect, select_source
@@ -25,7 +25,7 @@ CHUNK = 500  # keys per round trip on each side
 
 def _source_chunk(spec: TableSpec, conn, keys: list, book, diffs: Differences) -> tuple[dict, set, set]:
     """(expected key -> canonical values, keys of rejected rows, keys the file holds)."""
-    key_column = '"' + spec.column_names[0] + '"'
+    key_column = quote_identifier(spec.column_names[0])
     marks = ", ".join("?" * len(keys))
     return expected_rows(spec, conn.execute(select_source(spec, f" WHERE {key_column} IN ({marks})"), keys),
                          book, diffs)
