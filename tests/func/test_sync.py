@@ -652,3 +652,25 @@ def test_drain_without_a_follower_applies_everything_itself(setup):
     assert sync.drain(setup.dsn, setup.emails, setup.auth, setup.runs, SETTINGS, timeout=30) == last
     assert time.monotonic() - started < 1.0
     assert setup.validate().ok
+
+
+def test_session_keys_of_a_foreign_class_through_inserts_updates_and_pulls(setup):
+    """sessions.id is a TEXT PRIMARY KEY that SQLite lets hold text that is not UTF-8, a
+    blob, or text that looks like a prefixed key name: each is its own source key
+    (docs/contracts.md, "Source keys"), also when its account's change pulls it in."""
+    with connect(setup.auth) as conn:
+        account = conn.execute("SELECT id FROM accounts WHERE id < 9000000 ORDER BY id LIMIT 1").fetchone()[0]
+        for key in ("CAST(x'ff6b6579' AS TEXT)", "x'626c6f626b6579'", "'hex:notreally'"):
+            conn.execute(f"INSERT INTO sessions (id, account_id, user_agent) VALUES ({key}, ?, 'ua')", (account,))
+    assert setup.sync().ok
+    assert setup.validate().ok
+    with connect(setup.auth) as conn:
+        conn.execute("UPDATE sessions SET ip = '198.51.100.9' WHERE account_id = ? AND typeof(id) <> 'null'",
+                     (account,))
+    assert setup.sync().ok
+    assert setup.validate().ok
+    with connect(setup.auth) as conn:  # the account changes: its sessions are pulled in by their keys in mail.*
+        conn.execute("UPDATE accounts SET last_login_at = '2026-11-29 10:00:00' WHERE id = ?", (account,))
+    result = setup.sync()
+    assert result.ok and result.report["totals"]["pulled"] >= 3
+    assert setup.validate().ok

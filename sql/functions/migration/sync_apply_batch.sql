@@ -22,7 +22,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_batch migration.sync_batches;
   v_ids bigint[];
-  v_session_ids text[];
+  v_session_ids text[];  -- keys in mail.* (migration.key_target: a key of a foreign class converts)
   v_row record;
   v_unaccounted text[];
   v_tables text[];
@@ -48,13 +48,15 @@ BEGIN
   -- driver pulled those into the batch, so they are merged again below or rejected);
   -- the present ones first get placeholder unique values, so that addresses or tokens
   -- moving between accounts of one batch never collide half-way, then each is upserted
-  SELECT array_agg(source_key::bigint) INTO v_ids
-  FROM staging.sync_keys WHERE source_table = 'accounts' AND NOT present;
+  SELECT array_agg(t.target::bigint) INTO v_ids
+  FROM staging.sync_keys k CROSS JOIN LATERAL (SELECT migration.key_target('accounts', k.source_key) AS target) t
+  WHERE k.source_table = 'accounts' AND NOT k.present AND t.target IS NOT NULL;
   IF v_ids IS NOT NULL THEN
     DELETE FROM mail.accounts WHERE id = ANY (v_ids);
   END IF;
-  SELECT array_agg(source_key::bigint) INTO v_ids
-  FROM staging.sync_keys WHERE source_table = 'accounts' AND present;
+  SELECT array_agg(t.target::bigint) INTO v_ids
+  FROM staging.sync_keys k CROSS JOIN LATERAL (SELECT migration.key_target('accounts', k.source_key) AS target) t
+  WHERE k.source_table = 'accounts' AND k.present AND t.target IS NOT NULL;
   IF v_ids IS NOT NULL THEN
     UPDATE mail.accounts SET email = E'\uFFFF' || id, token = NULL WHERE id = ANY (v_ids);
     FOR v_row IN
@@ -70,12 +72,15 @@ BEGIN
   END IF;
 
   -- sessions and emails: delete every key of the batch, then merge what is landed
-  SELECT array_agg(source_key) INTO v_session_ids FROM staging.sync_keys WHERE source_table = 'sessions';
+  SELECT array_agg(migration.key_target('sessions', source_key)) INTO v_session_ids
+  FROM staging.sync_keys WHERE source_table = 'sessions';
   IF v_session_ids IS NOT NULL THEN
     DELETE FROM mail.sessions WHERE id = ANY (v_session_ids);
     PERFORM migration.sync_merge_staged(p_run_id, 'sessions');
   END IF;
-  SELECT array_agg(source_key::bigint) INTO v_ids FROM staging.sync_keys WHERE source_table = 'emails';
+  SELECT array_agg(t.target::bigint) INTO v_ids
+  FROM staging.sync_keys k CROSS JOIN LATERAL (SELECT migration.key_target('emails', k.source_key) AS target) t
+  WHERE k.source_table = 'emails' AND t.target IS NOT NULL;
   IF v_ids IS NOT NULL THEN
     DELETE FROM mail.emails WHERE id = ANY (v_ids);
     PERFORM mail.ensure_partitions_for_months(migration.staged_email_months());
@@ -86,9 +91,11 @@ BEGIN
   WITH placed AS (
     SELECT k.source_table, k.source_key, k.present,
            CASE k.source_table
-             WHEN 'emails' THEN EXISTS (SELECT 1 FROM mail.message_id_guard g WHERE g.email_id = k.source_key::bigint)
-             WHEN 'accounts' THEN EXISTS (SELECT 1 FROM mail.accounts a WHERE a.id = k.source_key::bigint)
-             ELSE EXISTS (SELECT 1 FROM mail.sessions x WHERE x.id = k.source_key)
+             WHEN 'emails' THEN EXISTS (SELECT 1 FROM mail.message_id_guard g
+                                        WHERE g.email_id = migration.key_target('emails', k.source_key)::bigint)
+             WHEN 'accounts' THEN EXISTS (SELECT 1 FROM mail.accounts a
+                                          WHERE a.id = migration.key_target('accounts', k.source_key)::bigint)
+             ELSE EXISTS (SELECT 1 FROM mail.sessions x WHERE x.id = migration.key_target('sessions', k.source_key))
            END AS in_mail,
            EXISTS (SELECT 1 FROM migration.rejects r
                    WHERE r.source_table = k.source_table AND r.source_key = k.source_key) AS rejected,

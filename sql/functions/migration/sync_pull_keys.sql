@@ -23,15 +23,16 @@ LANGUAGE sql STABLE AS $$
            (migration.convert_value('text', h.original->'token')).value #>> '{}'
     FROM staging.hostile h WHERE h.source_table = 'accounts'
   ), batch_accounts AS (
-    SELECT k.source_key::bigint AS id FROM staging.sync_keys k WHERE k.source_table = 'accounts'
+    SELECT migration.key_target('accounts', k.source_key)::bigint AS id
+    FROM staging.sync_keys k WHERE k.source_table = 'accounts'
   ), wanted AS (
-    SELECT 'emails' AS source_table, g.email_id::text AS source_key
+    SELECT 'emails' AS source_table, migration.source_key_of('emails', g.email_id::text) AS source_key
     FROM landed_emails l JOIN mail.message_id_guard g ON g.message_id = l.message_id
     UNION
-    SELECT 'accounts', a.id::text
+    SELECT 'accounts', migration.source_key_of('accounts', a.id::text)
     FROM landed_accounts l JOIN mail.accounts a ON mail.ascii_lower(a.email) = mail.ascii_lower(l.email)
     UNION
-    SELECT 'accounts', a.id::text
+    SELECT 'accounts', migration.source_key_of('accounts', a.id::text)
     FROM landed_accounts l JOIN mail.accounts a ON a.token = l.token
     UNION  -- a rejected row holding the value (SQLite deleted it, or it changed)
     SELECT 'emails', r.source_key
@@ -46,7 +47,8 @@ LANGUAGE sql STABLE AS $$
       OR (migration.convert_value('text', r.original->'token')).value #>> '{}' = l.token
     WHERE r.source_table = 'accounts'
     UNION
-    SELECT 'sessions', x.id FROM batch_accounts b JOIN mail.sessions x ON x.account_id = b.id
+    SELECT 'sessions', migration.source_key_of('sessions', x.id)
+    FROM batch_accounts b JOIN mail.sessions x ON x.account_id = b.id
     UNION
     SELECT 'sessions', r.source_key
     FROM migration.rejects r JOIN batch_accounts b ON r.original->'account_id'->>'v' = b.id::text
