@@ -126,7 +126,9 @@ def test_install_and_uninstall_while_the_app_writes(files):
         logged = {r[0] for r in conn.execute("SELECT source_key FROM mailmig_changelog WHERE op = 'I'")}
         assert logged, "the writer inserted nothing while capture was installed"
         later = {r[0] for r in conn.execute("SELECT id FROM emails WHERE id >= ?", (min(logged),))}
-        earlier = conn.execute("SELECT count(*) FROM emails WHERE id < ? AND id > 100000", (min(logged),)).fetchone()[0]
+        # the generated file's largest id is 3,000,000,000: above it, the writer's rows
+        earlier = conn.execute("SELECT count(*) FROM emails WHERE id > 3000000000 AND id < ?",
+                               (min(logged),)).fetchone()[0]
     assert later <= logged
     assert earlier > 0  # the writer was writing before the install too
     with connect(auth) as conn:
