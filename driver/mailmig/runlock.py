@@ -41,12 +41,21 @@ def exclusive_run(conninfo: str, kind: str, run_id: str) -> Iterator[psycopg.Con
     """Hold the database's one-run-at-a-time lock for the `with` block, or raise
     RunLockBusy naming the run that holds it."""
     conn = psycopg.connect(conninfo, autocommit=True, application_name=f"mailmig {kind} {run_id}"[:63])
+    held = False
     try:
         if not conn.execute(queries.load("run_lock_try"), LOCK_KEYS).fetchone()[0]:
             holder = conn.execute(queries.load("run_lock_holder"), LOCK_KEYS).fetchone()
             raise RunLockBusy(
                 f"another mailmig run is using this database: {_holder_text(holder)}. "
                 f"This {kind} did not start (nothing was changed); run it again when that one has finished.")
+        held = True
         yield conn
     finally:
+        if held and not conn.closed:
+            # released now, not when the server gets round to the closed socket: the next
+            # run, started right after this one returns, must find the lock free
+            try:
+                conn.execute(queries.load("run_lock_release"), LOCK_KEYS)
+            except psycopg.Error:
+                pass  # the connection is gone: so is the lock
         conn.close()

@@ -89,7 +89,14 @@ def test_the_password_is_in_no_log_statistics_file_or_command_line(project, tmp_
         conn.execute("ALTER SYSTEM SET log_statement = 'all'")
         conn.execute("SELECT pg_reload_conf()")
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    time.sleep(0.5)  # the reload reaches every backend at its next command
+    # the reload reaches the postmaster asynchronously: wait until a new session sees it
+    deadline = time.monotonic() + 30
+    while True:
+        with psycopg.connect(cluster.conninfo()) as conn:
+            if conn.execute("SHOW log_statement").fetchone()[0] == "all":
+                break
+        assert time.monotonic() < deadline, "log_statement = all never took effect"
+        time.sleep(0.05)
 
     # the control: a plaintext password set the naive way is caught by each check
     with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:

@@ -91,7 +91,7 @@ class Controller:
             try:
                 pause = self.gate.start_pause(limit, self.store.mode)
             except AlreadyPaused as exc:
-                raise ControlError(str(exc), 409, {"pause": self.gate.pause.report()}) from None
+                raise ControlError(str(exc), 409, {"pause": self.gate.report(self.gate.pause)}) from None
             self.pauses += 1
             self._timer = threading.Timer(limit, self._expire, args=(pause.id,))
             self._timer.daemon = True
@@ -99,7 +99,7 @@ class Controller:
         log.warning("writes paused (pause %d, hard limit %.1f s, %d in flight)", pause.id, limit,
                     pause.in_flight_at_pause)
         left = self.gate.wait_drained(pause.started + limit)
-        report = pause.report()
+        report = self.gate.report(pause)
         report.update({"in_flight": left, "drained": left == 0, "mode": self.store.mode})
         return report
 
@@ -145,7 +145,7 @@ class Controller:
         return {
             "mode": self.store.mode,
             "paused": pause is not None,
-            "pause": pause.report() if pause else None,
+            "pause": self.gate.report(pause) if pause else None,
             "last_pause": self.last_pause,
             "pauses": self.pauses,
             "in_flight": self.gate.in_flight,
@@ -176,7 +176,7 @@ class Controller:
 
     def _end(self, pause: Pause, resumed_by: str) -> dict:
         self.gate.end_pause(resumed_by, self.store.mode)
-        report = pause.report()
+        report = self.gate.report(pause)
         self.last_pause = report
         log.warning("writes resumed (pause %d, by %s): %d held, write pause %.3f s, mode %s", pause.id, resumed_by,
                     report["held_writes"], report["write_pause_seconds"], self.store.mode)

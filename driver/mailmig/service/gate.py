@@ -165,6 +165,12 @@ class WriteGate:
             self.leave()
 
     # -- the pause -----------------------------------------------------------------------
+    def report(self, pause: Pause) -> dict:
+        """A pause's figures read under the gate's lock: a writer passing at that moment
+        updates several of them at once, and a report must not mix before and after."""
+        with self._cond:
+            return pause.report()
+
     def start_pause(self, limit: float, mode: str) -> Pause:
         with self._cond:
             if self.pause is not None:
