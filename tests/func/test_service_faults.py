@@ -45,7 +45,10 @@ def test_a_pool_stuck_in_its_reconnect_backoff_is_renewed(own_cluster):
         assert postgres_is_down(own_cluster)
         with pytest.raises(StoreUnavailable):
             backend.ping()
-        time.sleep(7)  # attempts at about 1, 3 and 7 s fail; the next is due at about 15 s
+        # the pool retries after delays of 1, 2, 4, 8 s, each +-10 % (psycopg_pool's jitter): attempts
+        # at 0.9-1.1, 2.7-3.3, 6.3-7.7 s fail; the next is not before 13.5 s. Starting the server at
+        # 9 s puts it in that gap whatever the jitter (7 s did not: an attempt at 7.5 s succeeded)
+        time.sleep(9)
         own_cluster.start()
         assert backend.pool.get_stats().get("pool_available", 0) == 0  # the pool holds no connection
         started = time.monotonic()
