@@ -86,17 +86,8 @@ class Cutover(Frame):
     def checks(self) -> bool:
         """Run every pre-check; False when there is nothing to do (already on postgres)."""
         self.say(f"cutover {self.run_record.id}: pre-checks")
-        try:
-            mode = self.writes.current_mode()
-        except WritesError as exc:
-            self.check("application", False, str(exc))
-            return True
-        self.outcome.from_mode = mode
-        if mode == "postgres":
-            self.check("application", True, "on postgres already: nothing to do")
+        if not self.check_mode(("sqlite", "dual", None)):
             return False
-        self.check("application", mode in ("sqlite", "dual", None),
-                   f"{self.writes.describe()}: mode {mode or 'set by the switch hook'}")
         self._check_capture()
         with psycopg.connect(self.conninfo, autocommit=True) as conn:
             self._check_sync(conn)

@@ -172,6 +172,23 @@ class Frame:
         self.outcome.checks.append(Check(name, ok, detail))
         self.say(f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}")
 
+    def check_mode(self, leave_from: tuple[str | None, ...], already: Callable[[], str] = lambda: "") -> bool:
+        """The first pre-check of both: the application's current mode. False when it is
+        on the target mode already (nothing to do; `already()` adds to the line); a mode
+        outside `leave_from` fails the check; unreadable modes fail it and go on."""
+        try:
+            mode = self.writes.current_mode()
+        except WritesError as exc:
+            self.check("application", False, str(exc))
+            return True
+        self.outcome.from_mode = mode
+        if mode == self.outcome.to_mode:
+            self.check("application", True, f"on {mode} already{already()}: nothing to do")
+            return False
+        self.check("application", mode in leave_from,
+                   f"{self.writes.describe()}: mode {mode or 'set by the switch hook'}")
+        return True
+
     def refuse_if_failed(self) -> None:
         failed = [c for c in self.outcome.checks if not c.ok]
         if failed:

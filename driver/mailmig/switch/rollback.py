@@ -33,18 +33,8 @@ class Rollback(Frame):
 
     def checks(self) -> bool:
         self.say(f"rollback {self.run_record.id}: pre-checks")
-        try:
-            mode = self.writes.current_mode()
-        except WritesError as exc:
-            self.check("application", False, str(exc))
-            return True
-        self.outcome.from_mode = mode
-        if mode == self.settings.rollback_to:
-            last = self._last_switch()
-            self.check("application", True, f"on {mode} already{last}: nothing to do")
+        if not self.check_mode(("postgres", "dual", None), already=self._last_switch):
             return False
-        self.check("application", mode in ("postgres", "dual", None),
-                   f"{self.writes.describe()}: mode {mode or 'set by the switch hook'}")
         status = capture_status(self.conninfo)
         self.check("reverse capture", status["installed"],
                    "installed" if status["installed"] else "NOT installed: " + "; ".join(status["missing"] or []))
