@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+import urllib.parse
 
 import psycopg
 import pytest
@@ -200,6 +201,40 @@ def test_api_writes_need_the_inbox_token(service_factory):
     assert service.get("/api/json/" + account["email"].upper())[1]["count"] == 0
     assert service.get("/api/search")[0] == 400
     assert service.get("/api/nothing")[0] == 404
+    assert service.stop() == 0
+
+
+@pytest.mark.parametrize("mode", ["sqlite", "postgres"])
+def test_hostile_http_requests_get_a_4xx_not_a_500_or_a_hang(service_factory, mode):
+    """What a careless or hostile HTTP client can send: ids beyond bigint, NUL characters
+    (PostgreSQL text cannot hold one), a negative Content-Length (a blocking read until
+    the client hangs up), search text that is FTS5 or tsquery syntax."""
+    service = service_factory(mode).start()
+    account = service.generate()
+    assert service.send(account["email"], message("invoice payment due", to=account["email"]))[0] == 250
+    for path in ("/api/email/9223372036854775808", "/api/email/" + "9" * 400, "/api/email/0"):
+        assert service.get(path)[0] == 404, path
+        assert service.post(path + "/read", token=account["token"])[0] == 404, path
+    for path in ("/api/json/a%00b@tempmail.test", "/api/search?q=a%00b", "/api/search?q=word&address=%00",
+                 "/api/search?q%00=word"):
+        status, payload = service.get(path)
+        assert status == 400 and "NUL" in payload["error"], (path, payload)
+    assert service.get("/api/search?q=a&limit=" + "9" * 30)[0] == 400
+    assert service.get("/api/email/%D9%A1")[0] == 404  # an Arabic-Indic digit: no such call
+    for text in ('"', '" * ^ NEAR( AND OR NOT -', "invoice*", "-", "a:b", "((", "'\\'", "x" * 5000,
+                 "invoice " * 200, "\u0660\u00b2", "NEAR(invoice payment, 1)"):
+        status, payload = service.get("/api/search?" + urllib.parse.urlencode({"q": text}))
+        assert status == 200, (text[:40], payload)
+    status, payload = service.get("/api/search?q=" + urllib.parse.quote('"invoice payment"'))
+    assert status == 200 and payload["count"] == 1
+
+    with socket.create_connection(("127.0.0.1", service.http_port), timeout=10) as sock:
+        sock.sendall(b"POST /api/email/generate HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
+        reply = sock.recv(4096)  # a hang here times out the test: the server waited for a body
+    assert reply.startswith(b"HTTP/1.0 400") or reply.startswith(b"HTTP/1.1 400"), reply[:80]
+    assert b"negative" in reply
+    status, health = service.get("/health")
+    assert status == 200
     assert service.stop() == 0
 
 

@@ -40,6 +40,7 @@ from mailmig.store.model import ascii_lower, expires_after, iso
 log = logging.getLogger("mailmig.service.http")
 MAX_BODY = 64 * 1024
 MAX_LIMIT = 1000
+MAX_ID = 2**63 - 1  # bigint, SQLite's INTEGER
 
 
 class HttpError(Exception):
@@ -86,7 +87,12 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _body(self) -> dict:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise HttpError(400, "Content-Length is not an integer") from None
+        if length < 0:  # rfile.read(-1) would wait for the client to close
+            raise HttpError(400, "Content-Length is negative")
         if length > MAX_BODY:
             raise HttpError(413, f"request body over {MAX_BODY} bytes")
         if not length:
@@ -111,6 +117,9 @@ class Handler(BaseHTTPRequestHandler):
             parts = urlsplit(self.path)
             path = parts.path
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            for name, value in [("path", unquote(path)), *query.items()]:
+                if "\x00" in name or "\x00" in value:  # PostgreSQL text cannot hold one: no store has it
+                    raise HttpError(400, f"{'the path' if name == 'path' else repr(name)} contains a NUL character")
             if path.startswith("/control/") or path == "/control":
                 self._check_control()
                 status, payload = self._control(method, path)
@@ -166,8 +175,12 @@ class Handler(BaseHTTPRequestHandler):
             address = ascii_lower(segments[2])
             emails = store.inbox(address, self._limit(query, self.server.settings["inbox_limit"]))
             return 200, {"address": address, "count": len(emails), "emails": [e.as_json(full=False) for e in emails]}
-        if len(segments) >= 3 and segments[:2] == ["api", "email"] and segments[2].isdigit():
-            return self._email(method, int(segments[2]), segments[3:])
+        if len(segments) >= 3 and segments[:2] == ["api", "email"] and segments[2].isascii() \
+                and segments[2].isdigit():
+            email_id = int(segments[2])
+            if not 0 < email_id <= MAX_ID:  # beyond bigint: no email has it in either store
+                raise HttpError(404, f"no email {segments[2][:40]}")
+            return self._email(method, email_id, segments[3:])
         if method == "GET" and segments == ["api", "search"]:
             text = query.get("q", "")
             if not text.strip():
