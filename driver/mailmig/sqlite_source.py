@@ -43,6 +43,19 @@ def connect_readonly(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
+def largest_assigned_id(conn: sqlite3.Connection, table: str) -> int | None:
+    """The largest id SQLite ever assigned in `table` (AUTOINCREMENT's sqlite_sequence
+    included: ids of deleted rows are never given again); None when the file has no such
+    table."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone():
+        return None
+    largest = conn.execute(f"SELECT max(id) FROM {quote_identifier(table)}").fetchone()[0] or 0
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+        largest = max(largest, row[0] if row and row[0] else 0)
+    return int(largest)
+
+
 def typeof(value) -> str:
     if value is None:
         return "null"

@@ -428,6 +428,10 @@ def test_the_functions_work_from_psql_for_mail_app(dsn):
     refused = psql("reader_login", "SELECT * FROM mail.find_account_by_token('tok')")
     assert refused.returncode != 0 and "permission denied" in refused.stderr
     assert psql("reader_login", "SELECT count(*) FROM mail.inbox_emails('psql@x')").stdout.strip() == "1"
+    moved = psql("app_login", "SELECT sequence_name, was, now_at FROM mail.ids_past(41, 0)")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.splitlines() == ["mail.emails_id_seq|1|41", "mail.accounts_id_seq|1|1"]
+    assert psql("reader_login", "SELECT * FROM mail.ids_past(99, 0)").returncode != 0
 
 
 def test_the_pool_never_exceeds_its_size_and_reports_usage(dsn):
@@ -477,6 +481,51 @@ def test_dual_writes_the_same_ids_to_both_stores(dsn, legacy_files):
         assert [r[0] for r in conn.execute("SELECT id FROM mail.emails ORDER BY id")] == ids
         assert conn.execute("SELECT id, email FROM mail.accounts").fetchall() == [(account.id, account.email)]
     assert store.counters()["writes_sqlite"] == 2 and store.counters()["writes_postgres"] == 2  # one per call
+
+
+def _sequence_and_max(dsn) -> tuple[int, int]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END "
+                            "FROM mail.emails_id_seq), (SELECT max(id) FROM mail.emails)").fetchone()
+
+
+def test_postgres_mode_after_dual_never_hands_out_a_stored_id(dsn, legacy_files, caplog):
+    """An operator restarts the service from dual straight into postgres mode (no
+    cut-over): dual stored SQLite's ids without nextval, so the sequence is behind."""
+    dual = Store("dual", SQLiteBackend(*legacy_files), PostgresBackend(dsn, small_pool()))
+    dual_ids = dual.save_emails([email(1), email(2), email(3)])
+    dual_account = dual.create_account(domain="tempmail.test")
+    dual.close()
+    sequence, largest = _sequence_and_max(dsn)
+    assert sequence < largest == max(dual_ids)  # the hazard is there before the first write
+
+    store = Store("postgres", postgres=PostgresBackend(dsn, small_pool()))  # no SQLite files at all
+    with caplog.at_level("WARNING", logger="mailmig.store"):
+        new_id = store.save_email(email(4))
+    account = store.create_account(domain="tempmail.test")
+    store.close()
+    assert new_id > max(dual_ids) and account.id > dual_account.id
+    assert "mail.emails_id_seq moved" in caplog.text
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT id) FROM mail.emails").fetchone() == (4, 4)
+
+
+def test_postgres_mode_after_sqlite_skips_the_ids_sqlite_assigned(dsn, legacy_files):
+    """From sqlite mode straight into postgres mode: the mail SQLite took (not in
+    PostgreSQL yet: the sync brings it later, with its ids) keeps its ids to itself."""
+    sqlite_only = Store("sqlite", SQLiteBackend(*legacy_files))
+    sqlite_ids = sqlite_only.save_emails([email(1), email(2)])
+    sqlite_only.close()
+    store = Store("postgres", postgres=PostgresBackend(dsn, small_pool()),
+                  open_sqlite=lambda: SQLiteBackend(*legacy_files))
+    assert store.save_email(email(3)) > max(sqlite_ids)
+    assert store.sqlite is None  # read for the ids, then closed: postgres mode does not keep it
+    # a switch into postgres mode checks again before its first write
+    store.switch_mode("sqlite")
+    later = store.save_emails([email(4), email(5)])  # SQLite's ids: past its own largest, not PostgreSQL's
+    store.switch_mode("postgres")
+    assert store.save_email(email(6)) > max(later)
+    store.close()
 
 
 def unreachable_postgres(tmp_path) -> PostgresBackend:

@@ -392,6 +392,12 @@ class PostgresBackend:
     def status(self) -> dict[str, Any]:
         return {"pool": self.pool_usage(), "settings": self.settings.as_dict()}
 
+    def ids_past(self, emails: int = 0, accounts: int = 0) -> list[tuple[str, int, int]]:
+        """mail.ids_past: each id sequence past its table's largest id and the floor given
+        (SQLite's largest assigned id); per sequence (name, last id before, after)."""
+        return [(r[0], int(r[1]), int(r[2]))
+                for r in self._rows("store_pg_ids_past", {"emails": int(emails), "accounts": int(accounts)})]
+
     def ping(self) -> None:
         """Raise StoreUnavailable unless the server answers."""
         self._execute("SELECT 1")

@@ -73,6 +73,8 @@ class Store:
         self._pg_skip_until = 0.0
         self._mode = mode
         self._mode_since = utc_now()
+        self._ids_ready = False  # postgres mode: the sequences checked before its first write
+        self._ids_lock = threading.Lock()
         for name in self.backends_needed(mode):
             self._ensure(name)
 
@@ -113,6 +115,8 @@ class Store:
             previous, self._mode = self._mode, mode
             self._mode_since = utc_now()
             self._pg_skip_until = 0.0
+            if previous != mode:
+                self._ids_ready = False
         if previous != mode:
             log.warning("store mode switched: %s -> %s", previous, mode)
         return previous
@@ -172,8 +176,40 @@ class Store:
                         "SQLite changelog: %s", op, describe(result), _one_line(exc))
         return result
 
+    def _postgres_ids(self) -> None:
+        """Before the first write in postgres mode (after a start or a switch), the id
+        sequences past every id either store assigned (mail.ids_past): dual mode stores
+        SQLite's ids without nextval, and a restart from dual or sqlite straight into
+        postgres mode (no cut-over) would otherwise hand out ids stored emails have.
+        SQLite's files count when they can be read; a failure here fails the write, and
+        the next write tries again."""
+        if self._ids_ready:
+            return
+        with self._ids_lock:
+            if self._ids_ready:
+                return
+            floors = {"emails": 0, "accounts": 0}
+            sqlite, opened = self.sqlite, None
+            try:
+                if sqlite is None and self._open["sqlite"] is not None:
+                    sqlite = opened = self._open["sqlite"]()
+                if sqlite is not None:
+                    floors = sqlite.largest_ids()
+            except StoreError as exc:  # no legacy files any more: PostgreSQL's own ids count
+                log.info("postgres mode: SQLite's largest ids not read (%s); PostgreSQL's own count", _one_line(exc))
+            finally:
+                if opened is not None:
+                    opened.close()
+            for sequence, was, now in self.postgres.ids_past(**floors):
+                if now != was:
+                    log.warning("postgres mode: %s moved from %d to %d, past ids already stored (written in "
+                                "dual mode, or in SQLite without a cut-over)", sequence, was, now)
+            self._ids_ready = True
+
     def _primary(self, name: str, fn: Callable):
         try:
+            if name == "postgres":
+                self._postgres_ids()
             result = fn()
         except Exception:
             self._count(f"write_failures_{name}")

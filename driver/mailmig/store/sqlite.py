@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from mailmig import queries
+from mailmig.sqlite_source import largest_assigned_id
 from mailmig.store.fts_query import to_fts5
 from mailmig.store.model import (
     Account,
@@ -440,6 +441,17 @@ class SQLiteBackend:
     def find_session(self, session_id: str) -> Session | None:
         rows = self._read("auth", "store_sqlite_session_by_id", {"id": session_id})
         return _session(rows[0]) if rows else None
+
+    def largest_ids(self) -> dict[str, int]:
+        """The largest id each file ever assigned: {"emails": n, "accounts": n}."""
+        out = {}
+        for which, table in (("emails", "emails"), ("auth", "accounts")):
+            try:
+                with self._borrow(which) as conn:
+                    out[table] = largest_assigned_id(conn, table) or 0
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"{self._path(which)}: {exc}") from exc
+        return out
 
     # -- status ------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from typing import Callable
 import psycopg
 
 from mailmig import faults, queries, runs
-from mailmig.sqlite_source import quote_identifier
+from mailmig.sqlite_source import largest_assigned_id
 from mailmig.switch.writes import Released, WritesError
 
 LOCK_KEY = 0x6D61696C73776368  # "mailswch": one cut-over or rollback at a time per database
@@ -269,13 +269,9 @@ class SqliteWriteLock:
         """The largest id the file ever assigned to `table` (AUTOINCREMENT's sqlite_sequence
         included: ids of deleted rows are never given again)."""
         for conn in self.conns:
-            if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone():
-                continue
-            largest = conn.execute(f"SELECT max(id) FROM {quote_identifier(table)}").fetchone()[0] or 0
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
-                row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
-                largest = max(largest, row[0] if row and row[0] else 0)
-            return int(largest)
+            largest = largest_assigned_id(conn, table)
+            if largest is not None:
+                return largest
         raise Aborted(f"no file holds the table {table}")
 
     def release(self) -> None:
