@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -139,3 +140,60 @@ def source_key(value, key_kind: str | None = None, rowid: int | None = None) -> 
     if encoded["t"] == "text":
         return f"text:{encoded['v']}" if "v" in encoded else f"hex:{encoded['hex']}"
     return f"blob:{encoded['hex']}"
+
+
+# -- from a source key's name back to the SQLite row ------------------------------------
+
+class TextBytes(bytes):
+    """The bytes of a TEXT key that is not UTF-8 (bound, then cast back to TEXT)."""
+
+
+@dataclass(frozen=True)
+class NullKey:
+    rowid: int
+
+
+NO_SUCH_KEY = object()
+
+
+def key_from_name(name: str, kind: str | None):
+    """The SQLite value a source key names (the inverse of source_key), or NO_SUCH_KEY
+    when no row of that key column can have it."""
+    prefix, sep, rest = name.partition(":")
+    try:
+        if sep and prefix in ("null", "integer", "real", "text", "hex", "blob"):
+            if prefix == "null":
+                return NullKey(int(rest))
+            if prefix == "integer":
+                return int(rest)
+            if prefix == "real":
+                return float(rest)
+            if prefix == "text":
+                return rest
+            if prefix == "hex":
+                return TextBytes(bytes.fromhex(rest))
+            return sqlite3.Binary(bytes.fromhex(rest))
+        return int(name) if kind == "int" else name
+    except ValueError:
+        return NO_SUCH_KEY
+
+
+def rows_of_key_names(key_column: str, names, kind: str | None, chunk: int = 500) -> list[tuple[str, list]]:
+    """WHERE conditions, with their parameters, that find the rows of these source key
+    names in a table whose (quoted) key column is `key_column`: `key IN (...)` by chunks,
+    a text key that is not UTF-8 bound as bytes and cast back to TEXT, and one
+    `rowid = ? AND key IS NULL` per `null:<rowid>`. Names no row can have are left out."""
+    values, nulls = [], []
+    for name in names:
+        value = key_from_name(name, kind)
+        if value is NO_SUCH_KEY:
+            continue
+        (nulls if isinstance(value, NullKey) else values).append(value)
+    out = []
+    for start in range(0, len(values), chunk):
+        part = values[start:start + chunk]
+        marks = ", ".join("CAST(? AS TEXT)" if isinstance(p, TextBytes) else "?" for p in part)
+        out.append((f"{key_column} IN ({marks})", [bytes(p) if isinstance(p, TextBytes) else p for p in part]))
+    for null in nulls:  # a NULL key is named by its rowid
+        out.append((f"rowid = ? AND {key_column} IS NULL", [null.rowid]))
+    return out

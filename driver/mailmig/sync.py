@@ -45,7 +45,7 @@ from mailmig.audit import plain_row
 from mailmig.mapping import DEFAULT_MAPPING, SOURCE_FILES, Table, load_mapping
 from mailmig.runlock import RunLockBusy, exclusive_run
 from mailmig.runs import new_run
-from mailmig.sqlite_source import connect_readonly, encode_value, quote_identifier, source_key
+from mailmig.sqlite_source import connect_readonly, encode_value, quote_identifier, rows_of_key_names, source_key
 from mailmig.console import table as render
 
 PULL_ROUNDS = 50  # a pulled key can pull others in; far more rounds than any real chain
@@ -199,59 +199,11 @@ class SnapshotReader:
         found: dict[str, tuple] = {}
         key_pos = list(table.columns).index(table.key)
         kind = table.columns[table.key]
-        values, rowids = [], []
-        for key in keys:
-            value = key_from_name(key, kind)
-            if value is _NO_SUCH_KEY:
-                continue
-            (rowids if isinstance(value, _NullKey) else values).append(value)
         head = f"SELECT rowid, {_columns(table)} FROM {quote_identifier(table.name)} WHERE "
-        column = quote_identifier(table.key)
-        for start in range(0, len(values), 500):
-            chunk = values[start:start + 500]
-            # a text key that is not UTF-8 is bound as bytes and cast back to TEXT
-            marks = ", ".join("CAST(? AS TEXT)" if isinstance(p, _TextBytes) else "?" for p in chunk)
-            for rowid, *row in self.conn.execute(head + f"{column} IN ({marks})",
-                                                 [bytes(p) if isinstance(p, _TextBytes) else p for p in chunk]):
+        for where, params in rows_of_key_names(quote_identifier(table.key), keys, kind):
+            for rowid, *row in self.conn.execute(head + where, params):
                 found[source_key(row[key_pos], kind, rowid)] = tuple(row)
-        for null in rowids:  # a NULL key is named by its rowid
-            for rowid, *row in self.conn.execute(head + f"rowid = ? AND {column} IS NULL", (null.rowid,)):
-                found[source_key(None, kind, rowid)] = tuple(row)
         return found
-
-
-class _TextBytes(bytes):
-    """The bytes of a TEXT key that is not UTF-8 (bound, then cast back to TEXT)."""
-
-
-@dataclass(frozen=True)
-class _NullKey:
-    rowid: int
-
-
-_NO_SUCH_KEY = object()
-
-
-def key_from_name(name: str, kind: str):
-    """The SQLite value a source key names (the inverse of sqlite_source.source_key), or
-    _NO_SUCH_KEY when no row of that key column can have it."""
-    prefix, sep, rest = name.partition(":")
-    try:
-        if sep and prefix in ("null", "integer", "real", "text", "hex", "blob"):
-            if prefix == "null":
-                return _NullKey(int(rest))
-            if prefix == "integer":
-                return int(rest)
-            if prefix == "real":
-                return float(rest)
-            if prefix == "text":
-                return rest
-            if prefix == "hex":
-                return _TextBytes(bytes.fromhex(rest))
-            return sqlite3.Binary(bytes.fromhex(rest))
-        return int(name) if kind == "int" else name
-    except ValueError:
-        return _NO_SUCH_KEY
 
 
 def check_capture(state: capture.CaptureState, source: Source, position: Position | None) -> None:

@@ -4,6 +4,7 @@ same rules and bookkeeping checks as the full validation, and nothing outside th
 from __future__ import annotations
 
 import shutil
+import sqlite3
 
 import psycopg
 import pytest
@@ -13,12 +14,21 @@ from mailmig import demo_data, load
 from mailmig.validate import validate_keys
 
 LOADED_DB = "mailmig_keys_loaded"
+ODD_SESSION_KEYS = {"blob:deadbeef": b"\xde\xad\xbe\xef", "blob:": b""}  # name -> the BLOB id
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("keys-data")
     demo_data.generate(out, emails=200, accounts=150, seed=5)
+    with sqlite3.connect(out / "auth.db") as conn:  # session keys of other storage classes
+        account = conn.execute("SELECT id FROM accounts ORDER BY id LIMIT 1").fetchone()[0]
+        for key in ODD_SESSION_KEYS.values():
+            conn.execute("INSERT INTO sessions (id, account_id, created_at, expires_at, user_agent) "
+                         "VALUES (?, ?, '2026-11-30 10:00:00', '2026-12-30 10:00:00', 'odd')", (key, account))
+        conn.execute("INSERT INTO sessions (id, account_id, created_at, expires_at, user_agent) "
+                     "VALUES (CAST(X'C3' AS TEXT), ?, '2026-11-30 10:00:00', '2026-12-30 10:00:00', 'odd')",
+                     (account,))
     return out
 
 
@@ -56,7 +66,8 @@ def test_equal_rows_pass_and_each_difference_in_the_set_is_named(db):
     conn, emails_db, auth_db = db
     emails = keys_of(conn, "SELECT id FROM mail.emails ORDER BY id")
     accounts = keys_of(conn, "SELECT id FROM mail.accounts ORDER BY id")
-    sessions = keys_of(conn, "SELECT id FROM mail.sessions ORDER BY id")
+    # PostgreSQL's ids are the source names of every row but the odd-keyed ones (next test)
+    sessions = keys_of(conn, "SELECT id FROM mail.sessions WHERE user_agent IS DISTINCT FROM 'odd' ORDER BY id")
     rejected = keys_of(conn, "SELECT source_key FROM migration.rejects WHERE source_table = 'emails'")
     repaired = keys_of(conn, "SELECT DISTINCT source_key FROM migration.repairs WHERE source_table = 'emails'")
     assert rejected and repaired
@@ -94,3 +105,24 @@ def test_a_rejected_key_found_in_postgresql_is_a_problem(db):
     report = validate_keys(conn.info.dsn, emails_db, auth_db, {"emails": [key]})
     assert not report["ok"]
     assert [d["kind"] for d in report["differences"]] == ["rejected_but_in_postgresql"]
+
+
+def test_keys_of_other_storage_classes_are_found_on_both_sides(db):
+    """What the cut-over passes for rows the sync applied: source key names. A BLOB session
+    id, an empty BLOB and a TEXT id that is not UTF-8 are named `blob:...` / `hex:...`;
+    they are looked up as the values they name in SQLite and as the keys the rules gave
+    them in PostgreSQL (before, each was a `repair_without_source_row` and aborted the
+    cut-over)."""
+    conn, emails_db, auth_db = db
+    names = [*ODD_SESSION_KEYS, "hex:c3"]
+    repaired = {r[0] for r in conn.execute("SELECT source_key FROM migration.repairs WHERE source_table = 'sessions'")}
+    assert set(names) <= repaired  # loaded under a repaired key: the name is not the PostgreSQL key
+    report = validate_keys(conn.info.dsn, emails_db, auth_db, {"sessions": names})
+    assert report["ok"], report["differences"][:5]
+    assert report["tables"]["sessions"]["keys"] == 3
+
+    conn.execute("UPDATE mail.sessions SET user_agent = 'changed' WHERE id = "
+                 "(SELECT migration.key_target('sessions', 'blob:deadbeef'))")
+    report = validate_keys(conn.info.dsn, emails_db, auth_db, {"sessions": names})
+    assert not report["ok"] and report["tables"]["sessions"]["changed"] == 1
+    assert [c["column"] for c in report["differences"][0]["columns"]] == ["user_agent"]

@@ -3,7 +3,9 @@ validation, done during its write pause, so it must take milliseconds, not minut
 
 The same comparison as the drill-down (canonical values of both sides, the bookkeeping
 checks of repairs and rejects), on the rows of the given keys: read from SQLite with
-`key IN (...)` and from PostgreSQL with `key = ANY(...)` (index lookups), in chunks.
+`key IN (...)` (a key named by its storage class, `blob:...`, as the value it names) and
+from PostgreSQL with `key = ANY(...)` of the keys the rules give them (migration.key_target),
+index lookups, in chunks.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from mailmig import queries
 from mailmig.mapping import DEFAULT_MAPPING
-from mailmig.sqlite_source import connect_readonly, quote_identifier
+from mailmig.sqlite_source import connect_readonly, quote_identifier, rows_of_key_names
 from mailmig.validate.bookkeeping import expected_rows, read_bookkeeping
 from mailmig.validate.differences import PROBLEM_KINDS, Differences
 from mailmig.validate.digest import connect, select_source
@@ -23,12 +25,15 @@ from mailmig.validate.tables import TableSpec, specs_of
 CHUNK = 500  # keys per round trip on each side
 
 
-def _source_chunk(spec: TableSpec, conn, keys: list, book, diffs: Differences) -> tuple[dict, set, set]:
-    """(expected key -> canonical values, keys of rejected rows, keys the file holds)."""
-    key_column = quote_identifier(spec.column_names[0])
-    marks = ", ".join("?" * len(keys))
-    return expected_rows(spec, conn.execute(select_source(spec, f" WHERE {key_column} IN ({marks})"), keys),
-                         book, diffs)
+def _source_chunk(spec: TableSpec, conn, names: list[str], book, diffs: Differences) -> tuple[dict, set, set]:
+    """(expected key -> canonical values, keys of rejected rows, source key names the file
+    holds). A name of another storage class (`blob:`, `hex:`, `null:<rowid>`, ...) is looked
+    up as the value it names, as the sync reads it."""
+    kind = "int" if spec.int_key else "text"
+    rows = []
+    for where, params in rows_of_key_names(quote_identifier(spec.column_names[0]), names, kind):
+        rows.extend(conn.execute(select_source(spec, f" WHERE {where}"), params))
+    return expected_rows(spec, rows, book, diffs)
 
 
 def _pg_chunk(conn, spec: TableSpec, keys: list) -> dict:
@@ -57,9 +62,8 @@ def validate_keys(conninfo: str, emails_db, auth_db, keys: dict[str, list],
                 found = {"missing": 0, "extra": 0, "changed": 0}
                 for start in range(0, len(wanted), CHUNK):
                     chunk = wanted[start:start + CHUNK]
-                    typed = [int(k) for k in chunk] if spec.int_key else chunk
-                    expected, rejected, present = _source_chunk(spec, sqlite[spec.database], typed, book, diffs)
-                    actual = _pg_chunk(conn, spec, typed)
+                    expected, rejected, present = _source_chunk(spec, sqlite[spec.database], chunk, book, diffs)
+                    actual = _pg_chunk(conn, spec, chunk)
                     compare_rows(spec, expected, rejected, actual, diffs, found)
                     for key in chunk:  # bookkeeping of a row the file no longer holds
                         if key in present:
