@@ -43,7 +43,7 @@ import psycopg
 
 from mailmig import faults, queries
 from mailmig.mapping import Table, load_mapping
-from mailmig.sqlite_source import SqliteText, encode_value, quote_identifier
+from mailmig.sqlite_source import SqliteText, encode_value, quote_identifier, rows_of_key_names
 from mailmig.validate import CANONICALIZERS, Repair
 
 BUSY_TIMEOUT_MS = 5000  # the app's setting: wait for its write lock, never fail at once
@@ -158,46 +158,65 @@ class SqliteWriter:
         self.tables = {t.name: t for t in tables}
         self.has_fts = _has_table(self.conn, FTS_TABLE) and "emails" in self.tables
         self.has_forward_capture = _has_table(self.conn, FORWARD_PAUSE_TABLE)
+        self.source_names: dict = {}  # (table, key): source key name, for the call to apply()
 
     def close(self) -> None:
         self.conn.close()
 
     # statements (identifiers from the mapping, through the one quoting helper)
-    def _select(self, table: Table) -> str:
+    def _select(self, table: Table, where: str) -> str:
         cols = ", ".join(quote_identifier(c) for c in table.columns)
-        return f"SELECT {cols} FROM {quote_identifier(table.name)} WHERE {quote_identifier(table.key)} = ?"
+        return f"SELECT {cols} FROM {quote_identifier(table.name)} WHERE {where}"
 
     def _insert(self, table: Table) -> str:
         cols = ", ".join(quote_identifier(c) for c in table.columns)
         marks = ", ".join("?" * len(table.columns))
         return f"INSERT INTO {quote_identifier(table.name)} ({cols}) VALUES ({marks})"
 
-    def _delete(self, table: Table) -> str:
-        return f"DELETE FROM {quote_identifier(table.name)} WHERE {quote_identifier(table.key)} = ?"
+    def _delete(self, table: Table, where: str) -> str:
+        return f"DELETE FROM {quote_identifier(table.name)} WHERE {where}"
 
-    def _update(self, table: Table, columns: list[str]) -> str:
+    def _update(self, table: Table, columns: list[str], where: str) -> str:
         sets = ", ".join(f"{quote_identifier(c)} = ?" for c in columns)
-        return f"UPDATE {quote_identifier(table.name)} SET {sets} WHERE {quote_identifier(table.key)} = ?"
+        return f"UPDATE {quote_identifier(table.name)} SET {sets} WHERE {where}"
 
-    def current_value(self, name: str, key, column: str):
-        """One column of one row as the file holds it now (_ABSENT: no such row)."""
+    def _where(self, name: str, key, source_name: str | None) -> tuple[str, list]:
+        """The WHERE of one row: by PostgreSQL's key, or, for a row the load stored under a
+        repaired key (a BLOB or non-UTF-8 session id), by the value its source name names."""
         table = self.tables[name]
-        typed = int(key) if name in INT_KEYS else key
+        column = quote_identifier(table.key)
+        if source_name is not None and source_name != str(key):
+            found = rows_of_key_names(column, [source_name], "int" if name in INT_KEYS else "text")
+            if found:
+                return found[0]
+        return f"{column} = ?", [key]
+
+    def current_value(self, name: str, source_name: str, column: str):
+        """One column of the row of a source key name as the file holds it now (_ABSENT:
+        no such row)."""
+        table = self.tables[name]
+        found = rows_of_key_names(quote_identifier(table.key), [source_name], "int" if name in INT_KEYS else "text")
+        if not found:  # a name no row of this key column can have
+            return _ABSENT
+        where, params = found[0]
         row = self.conn.execute(f"SELECT {quote_identifier(column)} FROM {quote_identifier(table.name)} "
-                                f"WHERE {quote_identifier(table.key)} = ?", (typed,)).fetchone()
+                                f"WHERE {where}", params).fetchone()
         return _ABSENT if row is None else row[0]
 
     def _fts(self, op: str, key) -> None:
         if self.has_fts:
             self.conn.execute(queries.load(f"reverse_sqlite_fts_{op}"), (key,))
 
-    def apply(self, states: dict[str, dict], resolve: "_Resolver") -> FileApply:
+    def apply(self, states: dict[str, dict], resolve: "_Resolver",
+              source_names: dict | None = None) -> FileApply:
         """Write `states` ({table: {key: legacy row dict or None}}) in one transaction.
 
         `resolve(table, key)` returns PostgreSQL's state of another key in the same
         snapshot (used when a row conflicts on a unique column with a row whose own
-        change is still to come)."""
+        change is still to come). `source_names` ({(table, key): source key name}) names
+        the SQLite row of a key the load repaired."""
         done = FileApply()
+        self.source_names = source_names or {}
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -227,12 +246,13 @@ class SqliteWriter:
 
     def _write(self, name: str, key, row: dict | None, done: FileApply, resolve: "_Resolver", seen: set) -> None:
         table = self.tables[name]
-        current = self.conn.execute(self._select(table), (key,)).fetchone()
+        where, params = self._where(name, key, self.source_names.get((name, str(key))))
+        current = self.conn.execute(self._select(table, where), params).fetchone()
         if row is None:
             if current is not None:
                 if name == "emails":
                     self._fts("delete", key)
-                self.conn.execute(self._delete(table), (key,))
+                self.conn.execute(self._delete(table, where), params)
                 done.deletes += 1
             else:
                 done.unchanged += 1
@@ -255,7 +275,7 @@ class SqliteWriter:
         if text_changed:
             self._fts("delete", key)
         self._guarded(name, key, row,
-                      lambda: self.conn.execute(self._update(table, changed), [row[c] for c in changed] + [key]),
+                      lambda: self.conn.execute(self._update(table, changed, where), [row[c] for c in changed] + params),
                       resolve, seen)
         if text_changed:
             self._fts("insert", key)
@@ -336,6 +356,20 @@ class _Resolver:
         row = self.cur.execute(queries.load("reverse_key_rejected"),
                                {"table": table, "key": str(key)}).fetchone()
         return f"the load rejected it: {row[0]}" if row else "not in migration.rejects either"
+
+
+def source_names(cur, states: dict) -> dict:
+    """{(table, key as text): source key name} for the keys of text-keyed tables whose
+    name differs from the key (rows the load stored under a repaired key)."""
+    names = {}
+    for table, per in states.items():
+        if table in INT_KEYS or not per:
+            continue
+        for key, name in cur.execute(queries.load("reverse_source_names"),
+                                     {"table": table, "keys": [str(k) for k in per]}).fetchall():
+            if name != key:
+                names[(table, key)] = name
+    return names
 
 
 def fetch_states(cur, table: str, keys: list) -> dict:
@@ -444,23 +478,24 @@ class ReverseSync:
             keys.setdefault(table, {})[key] = True  # distinct keys, first-seen order
         states = {table: fetch_states(cur, table, list(ks)) for table, ks in keys.items()}
         result.keys = sum(len(s) for s in states.values())
+        names = source_names(cur, states)
         faults.point("reverse_before_apply")  # a drain made slow on purpose (fault tests)
         resolver = _Resolver(cur, (after_xid, after_seq))
         for source, writer in self.writers.items():
             mine = {t: s for t, s in states.items() if self.file_of.get(t) == source}
             if mine:
-                result.files[writer.path.name] = writer.apply(mine, resolver)
-        self._drop_superseded_repairs(cur, states)
+                result.files[writer.path.name] = writer.apply(mine, resolver, names)
+        self._drop_superseded_repairs(cur, states, names)
         last = changes[-1]
         return install_id, last[0], last[1]
 
-    def _drop_superseded_repairs(self, cur, states: dict) -> None:
+    def _drop_superseded_repairs(self, cur, states: dict, names: dict) -> None:
         """A repair record describes a source value the load repaired. Once the reverse
         sync has replaced that value in SQLite (the app changed the column in
         PostgreSQL) or removed the row, the record describes nothing: delete it, or
         validate would report the source as differing from its record. Decided by the
         files' state, so a pass killed before this and run again gets the same result."""
-        keyed = [(t, str(k)) for t, per in states.items() for k in per]
+        keyed = [(t, names.get((t, str(k)), str(k))) for t, per in states.items() for k in per]
         if not keyed:
             return
         recorded = cur.execute(queries.load("reverse_repairs_of_keys"),

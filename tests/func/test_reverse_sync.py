@@ -387,3 +387,53 @@ def test_follow_keeps_up_with_a_writer_and_survives_a_restart_of_its_reader(env)
     status = capture_status(env.dsn)
     assert status["backlog"] == 0 and status["heartbeat_age_s"] < 10
     assert env.validate().ok
+
+
+ODD_SESSIONS = {"blob:deadbeef": b"\xde\xad\xbe\xef", "hex:c3": None}  # source name -> BLOB id (None: TEXT X'C3')
+
+
+@pytest.fixture
+def odd_env(pg, template_db, tmp_path):
+    """A small dataset whose auth.db holds sessions keyed by a BLOB and by a TEXT that is
+    not UTF-8: the load stores them under repaired keys (recorded in migration.repairs)."""
+    files = tmp_path / "files"
+    demo_data.generate(files, emails=40, accounts=20, seed=13)
+    with sqlite3.connect(files / "auth.db") as conn:
+        account = conn.execute("SELECT id FROM accounts ORDER BY id LIMIT 1").fetchone()[0]
+        conn.execute("INSERT INTO sessions (id, account_id, created_at, expires_at, user_agent) VALUES "
+                     "(?, ?, '2026-11-30 10:00:00', '2026-12-30 10:00:00', 'odd')", (b"\xde\xad\xbe\xef", account))
+        conn.execute("INSERT INTO sessions (id, account_id, created_at, expires_at, user_agent) VALUES "
+                     "(CAST(X'C3' AS TEXT), ?, '2026-11-30 10:00:00', '2026-12-30 10:00:00', 'odd')", (account,))
+    conn.close()
+    dbname = f"reverse_odd_{tmp_path.name[-30:].lower().replace('-', '_')}"
+    janitor = DatabaseJanitor(user=pg.user, host=pg.host, port=pg.port, dbname=dbname, template_dbname=template_db)
+    janitor.drop()
+    janitor.init()
+    runs_dir = tmp_path / "runs"
+    result = load.run_load(pg.conninfo(dbname), files / "emails.db", files / "auth.db", runs_dir, loader="copy",
+                           progress=None)
+    assert result.ok, result.report
+    yield Env(pg.conninfo(dbname), files / "emails.db", files / "auth.db", runs_dir)
+    janitor.drop()
+
+
+def test_a_session_loaded_under_a_repaired_key_is_found_on_the_way_back(odd_env):
+    env = odd_env
+    target = {name: env.sql("SELECT migration.key_target('sessions', %s)", (name,))[0][0] for name in ODD_SESSIONS}
+    assert all(env.sql("SELECT count(*) FROM mail.sessions WHERE id = %s", (t,))[0][0] == 1 for t in target.values())
+    assert all(t != name for name, t in target.items())  # the repaired key is not the source name
+    capture_install(env.dsn)
+    start(env.dsn)
+    env.sql("UPDATE mail.sessions SET user_agent = 'changed in postgres mode' WHERE id = %s", (target["blob:deadbeef"],))
+    env.sql("DELETE FROM mail.sessions WHERE id = %s", (target["hex:c3"],))
+    with ReverseSync(env.dsn, env.emails_db, env.auth_db) as sync:
+        sync.drain()
+    with sqlite3.connect(env.auth_db) as conn:
+        conn.text_factory = bytes
+        odd = conn.execute("SELECT quote(id), user_agent FROM sessions WHERE user_agent LIKE '%odd%' "
+                           "OR user_agent LIKE 'changed%' ORDER BY 1").fetchall()
+    conn.close()
+    # the BLOB-keyed row changed in place (its key as it was), the non-UTF-8 one deleted, no row added
+    assert odd == [(b"X'DEADBEEF'", b"changed in postgres mode")], odd
+    result = env.validate()
+    assert result.ok, json.dumps(result.report["differences"][:10], indent=1, default=str)
