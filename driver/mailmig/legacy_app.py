@@ -95,6 +95,21 @@ class LegacyApp:
                 self.counts.busy_retries += 1
                 time.sleep(0.05)
 
+    def _in_transaction(self, conn: sqlite3.Connection, work):
+        """work(conn) in one BEGIN IMMEDIATE transaction (ROLLBACK on any error), retried
+        as the app retries SQLITE_BUSY."""
+        def op():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        return self._retry(op)
+
     def _email_values(self, epoch: float | None = None):
         row = self.maker.row(self.rng.getrandbits(40), int(epoch or time.time()))
         row["created_at"] = _ts(int(epoch or time.time()))
@@ -105,22 +120,15 @@ class LegacyApp:
         row = self._email_values(epoch)
         values = [row[c] for c in EMAIL_COLUMNS if c != "id"]
 
-        def op():
-            conn = self.emails
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                cur = conn.execute(INSERT_EMAIL, values)
-                new_id = cur.lastrowid if cur.rowcount else None
-                if new_id:
-                    conn.execute("INSERT INTO emails_fts (rowid, subject, body) VALUES (?, ?, ?)",
-                                 (new_id, row["subject"], row["body"]))
-                conn.execute("COMMIT")
-                return new_id
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        def work(conn):
+            cur = conn.execute(INSERT_EMAIL, values)
+            new_id = cur.lastrowid if cur.rowcount else None
+            if new_id:
+                conn.execute("INSERT INTO emails_fts (rowid, subject, body) VALUES (?, ?, ?)",
+                             (new_id, row["subject"], row["body"]))
+            return new_id
 
-        new_id = self._retry(op)
+        new_id = self._in_transaction(self.emails, work)
         self.counts.email_inserts += 1
         if new_id:
             self.email_ids.append(new_id)
@@ -158,23 +166,16 @@ class LegacyApp:
 
     def retention(self, rows: int = 1) -> None:
         """The retention job: delete the oldest emails (and their FTS5 entries)."""
-        def op():
-            conn = self.emails
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                ids = [r[0] for r in conn.execute("SELECT id FROM emails ORDER BY id LIMIT ?", (rows,))]
-                marks = ",".join("?" * len(ids))
-                if ids:
-                    conn.execute("INSERT INTO emails_fts (emails_fts, rowid, subject, body) "
-                                 f"SELECT 'delete', id, subject, body FROM emails WHERE id IN ({marks})", ids)
-                    conn.execute(f"DELETE FROM emails WHERE id IN ({marks})", ids)
-                conn.execute("COMMIT")
-                return ids
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        def work(conn):
+            ids = [r[0] for r in conn.execute("SELECT id FROM emails ORDER BY id LIMIT ?", (rows,))]
+            marks = ",".join("?" * len(ids))
+            if ids:
+                conn.execute("INSERT INTO emails_fts (emails_fts, rowid, subject, body) "
+                             f"SELECT 'delete', id, subject, body FROM emails WHERE id IN ({marks})", ids)
+                conn.execute(f"DELETE FROM emails WHERE id IN ({marks})", ids)
+            return ids
 
-        deleted = self._retry(op)
+        deleted = self._in_transaction(self.emails, work)
         self.counts.email_deletes += len(deleted)
         if deleted:
             gone = set(deleted)
@@ -197,25 +198,17 @@ class LegacyApp:
         if self.auth is None:
             return
 
-        def op():
-            conn = self.auth
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute("SELECT id FROM accounts WHERE id = ?",
-                                   (self._pick(self.account_ids),)).fetchone()
-                if row:
-                    now = int(time.time())
-                    conn.execute("UPDATE accounts SET last_login_at = ? WHERE id = ?", (_ts(now), row[0]))
-                    conn.execute("INSERT INTO sessions (id, account_id, created_at, expires_at, ip, user_agent) "
-                                 "VALUES (?, ?, ?, ?, '192.0.2.7', 'legacy-app-standin')",
-                                 (self.rng.randbytes(16).hex(), row[0], _ts(now), _ts(now + 14 * 86400)))
-                conn.execute("COMMIT")
-                return row is not None
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        def work(conn):
+            row = conn.execute("SELECT id FROM accounts WHERE id = ?", (self._pick(self.account_ids),)).fetchone()
+            if row:
+                now = int(time.time())
+                conn.execute("UPDATE accounts SET last_login_at = ? WHERE id = ?", (_ts(now), row[0]))
+                conn.execute("INSERT INTO sessions (id, account_id, created_at, expires_at, ip, user_agent) "
+                             "VALUES (?, ?, ?, ?, '192.0.2.7', 'legacy-app-standin')",
+                             (self.rng.randbytes(16).hex(), row[0], _ts(now), _ts(now + 14 * 86400)))
+            return row is not None
 
-        if self._retry(op):
+        if self._in_transaction(self.auth, work):
             self.counts.account_logins += 1
             self.counts.session_inserts += 1
 
@@ -224,22 +217,14 @@ class LegacyApp:
         if self.auth is None:
             return
 
-        def op():
-            conn = self.auth
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute("SELECT id FROM accounts WHERE id = ?",
-                                   (self._pick(self.account_ids),)).fetchone()
-                if row:
-                    conn.execute("DELETE FROM sessions WHERE account_id = ?", row)
-                    conn.execute("DELETE FROM accounts WHERE id = ?", row)
-                conn.execute("COMMIT")
-                return row[0] if row else None
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        def work(conn):
+            row = conn.execute("SELECT id FROM accounts WHERE id = ?", (self._pick(self.account_ids),)).fetchone()
+            if row:
+                conn.execute("DELETE FROM sessions WHERE account_id = ?", row)
+                conn.execute("DELETE FROM accounts WHERE id = ?", row)
+            return row[0] if row else None
 
-        gone = self._retry(op)
+        gone = self._in_transaction(self.auth, work)
         if gone:
             self.account_ids.remove(gone)
             self.counts.account_deletes += 1
