@@ -397,8 +397,8 @@ def _files(args, cfg) -> list[tuple[str, Path, list[Table]]]:
     from mailmig.mapping import load_mapping
 
     tables = load_mapping()
-    paths = {"emails_db": Path(args.emails_db) if args.emails_db else cfg.sources.emails_db,
-             "auth_db": Path(args.auth_db) if args.auth_db else cfg.sources.auth_db}
+    files = cfg.source_files(args.emails_db, args.auth_db)
+    paths = {"emails_db": files.emails_db, "auth_db": files.auth_db}
     return [(name, paths[name], tables_of(tables, name)) for name in SOURCE_FILES if tables_of(tables, name)]
 
 

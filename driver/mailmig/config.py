@@ -276,6 +276,13 @@ class Config:
     def sources(self) -> Sources:
         return Sources(self._path(self.raw["sources"]["emails_db"]), self._path(self.raw["sources"]["auth_db"]))
 
+    def source_files(self, emails_db: str | Path | None = None, auth_db: str | Path | None = None) -> Sources:
+        """The legacy files: the ones given (a command's --emails-db / --auth-db), else
+        the configured sources."""
+        sources = self.sources
+        return Sources(Path(emails_db) if emails_db else sources.emails_db,
+                       Path(auth_db) if auth_db else sources.auth_db)
+
     @property
     def db_mode(self) -> str:
         return self.raw["app"]["db_mode"]

@@ -657,9 +657,8 @@ def cmd_capture(args, cfg) -> int:
 
 
 def cmd_sync_reverse(args, cfg) -> int:
-    sources = cfg.sources
-    emails_db = Path(args.emails_db) if getattr(args, "emails_db", None) else sources.emails_db
-    auth_db = Path(args.auth_db) if getattr(args, "auth_db", None) else sources.auth_db
+    files = cfg.source_files(getattr(args, "emails_db", None), getattr(args, "auth_db", None))
+    emails_db, auth_db = files.emails_db, files.auth_db
     progress = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     with ReverseSync(cfg.conninfo(), emails_db, auth_db) as sync:
         if getattr(args, "follow", False):

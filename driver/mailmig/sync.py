@@ -749,8 +749,8 @@ def _settings(cfg, args) -> dict:
 
 
 def cmd_sync(args, cfg) -> int:
-    emails_db = Path(args.emails_db) if args.emails_db else cfg.sources.emails_db
-    auth_db = Path(args.auth_db) if args.auth_db else cfg.sources.auth_db
+    files = cfg.source_files(args.emails_db, args.auth_db)
+    emails_db, auth_db = files.emails_db, files.auth_db
     try:
         result = run_sync(cfg.conninfo(), emails_db, auth_db, cfg.runs_dir, _settings(cfg, args),
                           follow=args.follow, progress=lambda m: print(m, flush=True))

@@ -1,5 +1,7 @@
 """Configuration: defaults, precedence, validation, and the password's isolation."""
 
+from pathlib import Path
+
 import pytest
 
 from mailmig.config import ConfigError, load_config
@@ -80,3 +82,12 @@ def test_the_shipped_config_file_is_valid_and_matches_the_defaults(monkeypatch, 
     empty = load_config(write(tmp_path, ""), environ={})
     assert shipped.raw == empty.raw
     assert set(shipped.raw) == set(SCHEMA)
+
+
+def test_source_files_take_a_command_s_paths_over_the_configured_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(write(tmp_path, ""), environ={"EMAILS_DB": "live/emails.db"})
+    assert cfg.source_files() == cfg.sources
+    assert cfg.source_files().emails_db == tmp_path / "live" / "emails.db"
+    given = cfg.source_files("/x/e.db", None)
+    assert given.emails_db == Path("/x/e.db") and given.auth_db == cfg.sources.auth_db

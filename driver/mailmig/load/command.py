@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mailmig import console
 from mailmig.load.run import run_load
 
 
 def cmd_load(args, cfg) -> int:
-    sources = cfg.sources
-    emails_db = Path(args.emails_db) if args.emails_db else sources.emails_db
-    auth_db = Path(args.auth_db) if args.auth_db else sources.auth_db
+    files = cfg.source_files(args.emails_db, args.auth_db)
+    emails_db, auth_db = files.emails_db, files.auth_db
     load_cfg = cfg.raw["load"]
     settings = {k[len("pgloader_"):]: v for k, v in load_cfg.items() if k.startswith("pgloader_")}
     result = run_load(cfg.conninfo(), emails_db, auth_db, cfg.runs_dir,

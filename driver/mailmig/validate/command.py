@@ -53,8 +53,8 @@ def cmd_validate_changed(args, cfg) -> int:
     from mailmig import queries
     from mailmig.validate.keys import validate_keys
 
-    emails_db = args.emails_db or cfg.sources.emails_db
-    auth_db = args.auth_db or cfg.sources.auth_db
+    files = cfg.source_files(args.emails_db, args.auth_db)
+    emails_db, auth_db = files.emails_db, files.auth_db
     with psycopg.connect(cfg.conninfo(), autocommit=True) as conn:
         rows = conn.execute(queries.load("switch_keys_since"), {"point": args.changed_since}).fetchall()
     keys: dict[str, list] = {}
