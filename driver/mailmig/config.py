@@ -153,6 +153,9 @@ SCHEMA: dict[str, dict[str, tuple]] = {
         "pool_check": (_bool, True, None),
         "pool_reconnect_timeout": (_seconds, 5.0, None),
         "prepared_statements": (_bool, True, None),
+        # concurrent saves of one process share a transaction (mailmig.store.group_commit)
+        "group_commit_writers": (_positive_int, 2, None),
+        "group_commit_max": (_positive_int, 25, None),
         "sqlite_busy_timeout_ms": (_positive_int, 5000, None),
         "shadow_read_rate": (_fraction, 0.05, None),
         "pg_down_backoff": (_seconds, 2.0, None),

@@ -9,6 +9,7 @@ import json
 import sqlite3
 import subprocess
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import psycopg
@@ -435,7 +436,8 @@ def test_the_functions_work_from_psql_for_mail_app(dsn):
 
 
 def test_the_pool_never_exceeds_its_size_and_reports_usage(dsn):
-    backend = PostgresBackend(dsn, PoolSettings(min_size=0, max_size=3, timeout=5))
+    # each save its own statement (no group commit), so each borrows a connection
+    backend = PostgresBackend(dsn, PoolSettings(min_size=0, max_size=3, timeout=5, group_writers=0))
     errors = []
 
     def writer(n):
@@ -466,6 +468,153 @@ def test_the_pool_wait_fails_after_its_timeout(dsn):
     assert backend.pool_usage()["wait_timeouts"] == 1
     assert backend.pool_usage()["renewals"] == 0  # exhausted, not stuck: the pool stays
     backend.close()
+
+
+# -- group commit: concurrent saves of one process share a statement ----------------------------
+
+def _wait_for(condition, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _blocked_saves(dsn):
+    """A backend writing one statement at a time (group_writers=1) while another
+    connection holds a lock on the guard table that every save waits for. Returns the
+    backend, release() (the lock), start(key, email, id) (a save in a thread, its result
+    or error into results[key]), the threads, results, and a count of the store's
+    statements waiting on the lock."""
+    backend = PostgresBackend(dsn, PoolSettings(min_size=0, max_size=4, timeout=30, group_writers=1, group_max=25))
+    locker = psycopg.connect(dsn)
+    locker.execute("LOCK TABLE mail.message_id_guard IN SHARE MODE")
+    threads, results = [], {}
+
+    def start(key, new_email, id=None):
+        def run():
+            try:
+                results[key] = backend.save_email(new_email, id=id)
+            except Exception as exc:  # noqa: BLE001 - checked by the test
+                results[key] = exc
+        thread = threading.Thread(target=run)
+        thread.start()
+        threads.append(thread)
+
+    watcher = psycopg.connect(dsn, autocommit=True)  # the locker's own snapshot would not change
+
+    def waiting_on_the_lock() -> int:
+        return watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mailmig-store' "
+            "AND wait_event_type = 'Lock'").fetchone()[0]
+
+    def release() -> None:
+        locker.rollback()
+        locker.close()
+        watcher.close()
+
+    return backend, release, start, threads, results, waiting_on_the_lock
+
+
+def _hold_one_then_queue(dsn, queued: list[tuple[str, NewEmail, int | None]]):
+    backend, release, start, threads, results, waiting = _blocked_saves(dsn)
+    try:
+        start("first", email(1))
+        _wait_for(lambda: waiting() == 1, "the first save to wait on the lock")
+        for key, new_email, id in queued:
+            start(key, new_email, id)
+        _wait_for(lambda: backend._group.queued == len(queued), "the other saves to queue behind it")
+        assert waiting() == 1  # the queued saves have not reached the server
+    finally:
+        release()
+    for thread in threads:
+        thread.join(30)
+    stats = backend.group_commit_stats()
+    backend.close()
+    return results, stats
+
+
+def test_concurrent_saves_are_written_as_one_group(dsn):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute("SELECT pg_stat_statements_reset()")
+    results, stats = _hold_one_then_queue(dsn, [(f"q{n}", email(n), None) for n in range(2, 8)])
+    assert results["first"] == 1 and sorted(results[f"q{n}"] for n in range(2, 8)) == [2, 3, 4, 5, 6, 7]
+    assert stats == {"alone": 1, "groups": 1, "grouped_items": 6, "largest_group": 6, "regrouped_alone": 0}
+    with psycopg.connect(dsn) as conn:
+        calls = conn.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE "
+                             "'%mail.insert_emails%' AND query NOT LIKE '%pg_stat_statements%'").fetchone()[0]
+        assert calls == 1  # the six queued saves: one statement
+        stored = dict(conn.execute("SELECT message_id, id FROM mail.emails").fetchall())
+    assert stored == {"<m1@example.org>": 1, **{f"<m{n}@example.org>": results[f"q{n}"] for n in range(2, 8)}}
+
+
+def test_a_bad_save_in_a_group_fails_alone_and_the_others_are_stored(dsn):
+    backend = PostgresBackend(dsn, small_pool())
+    assert backend.save_email(email(50), id=500) == 500
+    backend.close()
+    # q3 asks for an id another email holds (dual mode's given ids): a unique violation
+    # that fails the whole group's statement; each is then written alone
+    queued = [("q2", email(2), None), ("q3", email(3), 500), ("q4", email(4), None), ("q5", email(5), None)]
+    results, stats = _hold_one_then_queue(dsn, queued)
+    assert isinstance(results["q3"], StoreError) and "23505" in str(results["q3"])
+    assert all(isinstance(results[k], int) for k in ("first", "q2", "q4", "q5")), results
+    assert stats["groups"] == 0 and stats["regrouped_alone"] == 4
+    with psycopg.connect(dsn) as conn:
+        stored = {r[0] for r in conn.execute("SELECT message_id FROM mail.emails")}
+    assert stored == {f"<m{n}@example.org>" for n in (1, 2, 4, 5, 50)}
+
+
+def test_a_group_keeps_one_of_two_saves_of_the_same_message_id(dsn):
+    results, stats = _hold_one_then_queue(dsn, [("a", email(2), None), ("b", email(2), None), ("c", email(3), None)])
+    assert stats["groups"] == 1 and stats["grouped_items"] == 3
+    assert [results["a"], results["b"]].count(None) == 1  # the other one's message_id is stored
+    assert isinstance(results["a"] or results["b"], int) and isinstance(results["c"], int)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM mail.emails WHERE message_id = '<m2@example.org>'"
+                            ).fetchone()[0] == 1
+
+
+def test_many_writers_through_group_commit_store_every_email_once(dsn):
+    backend = PostgresBackend(dsn, PoolSettings(min_size=0, max_size=4, timeout=10))
+    ids, errors = [], []
+
+    def writer(n):
+        try:
+            ids.extend(backend.save_email(email(n * 100 + k)) for k in range(20))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stats = backend.group_commit_stats()
+    usage = backend.pool_usage()
+    backend.close()
+    assert errors == [] and len(ids) == 600 and len(set(ids)) == 600 and None not in ids
+    assert stats["alone"] + stats["grouped_items"] + stats["regrouped_alone"] == 600
+    assert usage["peak_in_use"] <= 2  # at most group_commit_writers statements at a time
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT message_id) FROM mail.emails").fetchone() == (600, 600)
+
+
+def test_a_store_closed_with_saves_queued_answers_each_of_them(dsn):
+    backend, release, start, threads, results, waiting = _blocked_saves(dsn)
+    try:
+        start("first", email(1))
+        _wait_for(lambda: waiting() == 1, "the first save to wait on the lock")
+        start("queued", email(2))
+        _wait_for(lambda: backend._group.queued == 1, "the second save to queue")
+        backend._group.close(timeout=0.5)  # its flusher cannot start while the first holds the slot
+        threads[1].join(5)
+        assert isinstance(results.get("queued"), StoreUnavailable), results
+        assert "closed" in str(results["queued"]) and "first" not in results
+    finally:
+        release()
+    threads[0].join(30)
+    backend.pool.close()
+    assert results["first"] == 1
 
 
 # -- dual mode: SQLite first, PostgreSQL with the same ids, failures counted --------------------

@@ -118,7 +118,8 @@ def run_bench(cfg, plan: Plan, progress=print, keep_work: bool = False, command:
         typical, typical_sizes = workloads.typical_inboxes(copy.emails_db)
         pool_kwargs = {"min_size": settings.min_size, "max_size": settings.max_size, "max_idle": settings.max_idle,
                        "timeout": settings.timeout, "connect_timeout": settings.connect_timeout,
-                       "check": settings.check, "prepare": settings.prepare}
+                       "check": settings.check, "prepare": settings.prepare,
+                       "group_writers": settings.group_writers, "group_max": settings.group_max}
 
         def spec(store: str, tag: str) -> WriterSpec:
             return WriterSpec(store=store, tag=f"{run.id[-6:]}.{tag}.{store}", templates=mails, inboxes=typical,

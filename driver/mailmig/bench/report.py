@@ -76,6 +76,11 @@ def sections(r: dict) -> list[tuple[str, list[str], list[list], str]]:
         rows.append([f"{w} writers: pool peak / average of {pool.get('max_size')}", "-",
                      f"{pool.get('peak_in_use')} / {pool.get('average_in_use')} "
                      f"({pool.get('peak_pct')}% / {pool.get('average_pct')}%)", None])
+        group = p.get("group_commit")
+        if group:
+            rows.append([f"{w} writers: saves alone / in groups (average, largest)", "-",
+                         f"{group['saves_alone']:,} / {group['saves_in_groups']:,} ({group['average_group']}, "
+                         f"{group['largest_group']})", None])
         rows.append([f"{w} writers: client CPU, busiest process", f"{s['client_cpu_pct_of_one_core_max']}%",
                      f"{p['client_cpu_pct_of_one_core_max']}% (server {p.get('server_cpu_pct_total')}%)", None])
     first = r["writers"][0]["postgres"] if r["writers"] else {}
@@ -83,7 +88,12 @@ def sections(r: dict) -> list[tuple[str, list[str], list[list], str]]:
                 f"writers spread over up to {r['plan']['writer_processes']} processes; latency of successful writes; "
                 "client CPU = CPU seconds / wall seconds of the busiest writer process (100% = one core: its GIL "
                 "would be the limit), SQLite's engine included; server = all postgres processes (200% = both cores)"
-                + (f"; pool: {first.get('pool', {}).get('max_size')} connections shared" if first else "")))
+                + (f"; pool: {first.get('pool', {}).get('max_size')} connections shared" if first else "")
+                + ("; PostgreSQL's concurrent saves of one process share a transaction (group commit: at most "
+                   f"{r['configuration']['postgres_pool'].get('group_commit_writers')} statements at a time, so its "
+                   "writers run in that many processes, one statement at a time each; SQLite: one transaction per "
+                   "save, as the legacy service)"
+                   if r.get("configuration", {}).get("postgres_pool", {}).get("group_commit_writers") else "")))
 
     rows, notes = [], []
     for key, title in (("retention", "retention"), ("long_read", "long read"), ("maintenance", "VACUUM/ANALYZE")):

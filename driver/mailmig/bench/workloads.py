@@ -113,6 +113,15 @@ def writer_summary(run, window: float | None = None) -> dict:
                        "wait_timeouts": sum(p["wait_timeouts"] for p in pools),
                        "wait_max_ms": max(p["wait_max_ms"] for p in pools),
                        "peak_is_sum_of_process_peaks": len(pools) > 1}
+    groups = [p["group_commit"] for p in run.processes if p.get("group_commit")]
+    if groups:
+        written = sum(g["groups"] for g in groups)
+        out["group_commit"] = {"saves_alone": sum(g["alone"] for g in groups), "groups": written,
+                               "saves_in_groups": sum(g["grouped_items"] for g in groups),
+                               "average_group": round(sum(g["grouped_items"] for g in groups) / written, 1)
+                               if written else 0.0,
+                               "largest_group": max(g["largest_group"] for g in groups),
+                               "written_again_alone": sum(g["regrouped_alone"] for g in groups)}
     if run.server:
         out["server_cpu_pct_total"] = round(100 * run.server["cpu_seconds"] / window, 1)
     return out
@@ -311,12 +320,19 @@ def concurrent_writers(bench: Bench) -> dict:
     one returned) for `writer_seconds`, through one backend per writer process: SQLite
     with a connection per writer (WAL, busy_timeout), PostgreSQL through the pool of
     `pool_max_size` connections shared by all writers. Latency of the successful
-    writes; errors counted by kind ("database is locked" = SQLITE_BUSY after busy_timeout)."""
+    writes; errors counted by kind ("database is locked" = SQLITE_BUSY after busy_timeout).
+    With group commit, PostgreSQL's writers run in at most as many processes as its
+    statements at a time (app.group_commit_writers), one each: the service is one
+    process, and more processes would each write groups of their own, more statements
+    at a time than it is configured for."""
     out = []
+    group_writers = bench.spec("postgres", "").pool.get("group_writers") or 0
     for writers in bench.plan.writer_counts:
         row = {"writers": writers}
         for store in STORES:
             processes = min(writers, bench.plan.writer_processes)
+            if store == "postgres" and group_writers:
+                processes = min(processes, group_writers)
             bench.progress(f"   {writers} writers on {store} for {bench.plan.writer_seconds:g} s "
                            f"({processes} processes) ...")
             run = run_writers(bench.spec(store, f"w{writers}"), writers, processes,

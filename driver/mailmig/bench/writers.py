@@ -69,8 +69,11 @@ def open_backend(spec: WriterSpec, pool_share: int | None = None):
         return SQLiteBackend(spec.emails_db, spec.auth_db, busy_timeout_ms=spec.busy_timeout_ms)
     pool = dict(spec.pool)
     if pool_share is not None:
+        whole = pool.get("max_size", 20)
         pool["max_size"] = pool_share
         pool["min_size"] = min(pool.get("min_size", 1), pool_share)
+        if pool.get("group_writers"):  # group commit's statements at a time, shared out like the pool
+            pool["group_writers"] = max(1, pool["group_writers"] * pool_share // whole)
     return PostgresBackend(spec.conninfo, PoolSettings(**pool))
 
 
@@ -134,6 +137,7 @@ def _writer_process(spec: WriterSpec, threads: int, first_thread: int, rate: flo
             "records": [r for rs in records for r in rs], "cpu_seconds": round(cpu_seconds() - cpu0, 3),
             "wall_seconds": round(wall, 3), "write_bytes": write_bytes() - io0, "samples": samples,
             "pool": backend.pool_usage() if hasattr(backend, "pool_usage") else None,
+            "group_commit": backend.group_commit_stats() if hasattr(backend, "group_commit_stats") else None,
         }
         pipe.send(("done", result))
         release.wait(60)  # the parent reads the server's counters while these connections live

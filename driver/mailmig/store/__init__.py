@@ -40,7 +40,8 @@ def pool_settings(cfg) -> PoolSettings:
     return PoolSettings(min_size=app["pool_min_size"], max_size=app["pool_max_size"],
                         max_idle=app["pool_max_idle"], timeout=app["pool_timeout"],
                         connect_timeout=app["pool_connect_timeout"], check=app["pool_check"],
-                        prepare=app["prepared_statements"], reconnect_timeout=app["pool_reconnect_timeout"])
+                        prepare=app["prepared_statements"], reconnect_timeout=app["pool_reconnect_timeout"],
+                        group_writers=app["group_commit_writers"], group_max=app["group_commit_max"])
 
 
 def open_sqlite(cfg) -> SQLiteBackend:

@@ -7,7 +7,8 @@ wait for a free connection failing after 2 s; every one configurable (`app.pool_
 Each connection is checked when borrowed (an empty query; a server restart leaves dead
 connections in the pool), runs in autocommit (each function call is one transaction),
 and prepares its statements on first use. A batch of emails is one statement, one
-round trip: `mail.insert_emails(json)`.
+round trip: `mail.insert_emails(json)`; concurrent save_email calls of one process are
+written that way too (group commit, mailmig.store.group_commit; `app.group_commit_*`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from mailmig.store.model import (
     utc_now,
     whole_seconds,
 )
+from mailmig.store.group_commit import GroupCommit
 from mailmig.store.sqlite import ACCOUNT_ATTEMPTS
 
 ADDRESS_INDEX = "accounts_email_ascii_lower_key"
@@ -55,7 +57,8 @@ class PoolSettings:
     """The pool's configuration (`app.pool_*`); the defaults are the seed's."""
 
     def __init__(self, min_size: int = 1, max_size: int = 20, max_idle: float = 30.0, timeout: float = 2.0,
-                 connect_timeout: int = 2, check: bool = True, prepare: bool = True, reconnect_timeout: float = 5.0):
+                 connect_timeout: int = 2, check: bool = True, prepare: bool = True, reconnect_timeout: float = 5.0,
+                 group_writers: int = 2, group_max: int = 25):
         if max_size < 1 or min_size < 0 or min_size > max_size:
             raise ValueError(f"pool sizes: need 0 <= min_size ({min_size}) <= max_size ({max_size}), max_size >= 1")
         self.min_size = min_size
@@ -70,12 +73,20 @@ class PoolSettings:
         # after the server is back. Giving up after a few seconds lets the next request
         # start a fresh attempt at once.
         self.reconnect_timeout = reconnect_timeout
+        # Group commit (mailmig.store.group_commit): concurrent save_email calls of one
+        # process written together, at most `group_writers` statements at a time of at
+        # most `group_max` emails each; 0 writers: each save its own statement.
+        if group_writers < 0 or group_max < 1:
+            raise ValueError(f"group commit: need group_writers >= 0 ({group_writers}), group_max >= 1 ({group_max})")
+        self.group_writers = group_writers
+        self.group_max = group_max
 
     def as_dict(self) -> dict[str, Any]:
         return {"min_size": self.min_size, "max_size": self.max_size, "max_idle_s": self.max_idle,
                 "wait_timeout_s": self.timeout, "connect_timeout_s": self.connect_timeout,
                 "check_on_borrow": self.check, "prepared_statements": self.prepare,
-                "reconnect_timeout_s": self.reconnect_timeout}
+                "reconnect_timeout_s": self.reconnect_timeout, "group_commit_writers": self.group_writers,
+                "group_commit_max": self.group_max}
 
 
 class PoolUsage:
@@ -162,6 +173,11 @@ def _session(row) -> Session:
                    ip=ip, user_agent=user_agent)
 
 
+def _email_size(item: tuple[NewEmail, int | None]) -> int:
+    email = item[0]
+    return sum(len(v or "") for v in (email.subject, email.body, email.html, email.raw_email))
+
+
 def _email_json(email: NewEmail, email_id: int | None) -> dict[str, Any]:
     return {
         "id": email_id, "message_id": email.message_id, "from_address": email.from_address,
@@ -191,6 +207,10 @@ class PostgresBackend:
         self._next_renew = 0.0
         self.pool_renewals = 0
         self.pool = self._new_pool()
+        self._group: GroupCommit | None = None
+        if self.settings.group_writers:
+            self._group = GroupCommit(self._save_one, self._save_many, writers=self.settings.group_writers,
+                                      max_items=self.settings.group_max, size=_email_size, name="mailmig-save")
         if open_wait:
             try:
                 self.pool.wait(timeout=open_wait)
@@ -209,6 +229,8 @@ class PostgresBackend:
         return pool
 
     def close(self) -> None:
+        if self._group is not None:
+            self._group.close()
         self.pool.close()
 
     def _renew_stuck_pool(self) -> bool:
@@ -271,10 +293,25 @@ class PostgresBackend:
         """Store one email (with the given id, in dual mode); its id, or None when its
         message_id is already stored."""
         email = email.checked(utc_now())
+        if self._group is None:
+            return self._save_one((email, id))
+        return self._group.submit((email, id))
+
+    def _save_one(self, item: tuple[NewEmail, int | None]) -> int | None:
+        email, id = item
         params = _email_json(email, id)
         params["headers"] = None if email.headers is None else Jsonb(email.headers)
         params["created_at"] = email.created_at
         return self._one("store_pg_insert_email", params)
+
+    def _save_many(self, items: list[tuple[NewEmail, int | None]]) -> list[int | None]:
+        ids = [id for _, id in items]
+        return self.save_emails([email for email, _ in items], ids if any(i is not None for i in ids) else None)
+
+    def group_commit_stats(self) -> dict[str, int] | None:
+        """Saves written alone, groups written and their saves, the largest group, and
+        saves written again alone after their group met a data error."""
+        return None if self._group is None else dict(self._group.stats)
 
     def save_emails(self, emails: Iterable[NewEmail], ids: list[int | None] | None = None) -> list[int | None]:
         """Store emails in one statement (all or none); per email its id or None for a
