@@ -435,26 +435,31 @@ def test_the_functions_work_from_psql_for_mail_app(dsn):
     assert psql("reader_login", "SELECT * FROM mail.ids_past(99, 0)").returncode != 0
 
 
-def test_the_pool_never_exceeds_its_size_and_reports_usage(dsn):
-    # each save its own statement (no group commit), so each borrows a connection
-    backend = PostgresBackend(dsn, PoolSettings(min_size=0, max_size=3, timeout=5, group_writers=0))
-    errors = []
+def _save_from_threads(backend, threads: int, each: int) -> tuple[list, list]:
+    """`threads` threads each saving `each` distinct emails at once; the ids and errors."""
+    ids, errors = [], []
 
     def writer(n):
         try:
-            for k in range(5):
-                backend.save_email(email(n * 100 + k))
-        except Exception as exc:  # pragma: no cover - reported below
+            ids.extend(backend.save_email(email(n * 100 + k)) for k in range(each))
+        except Exception as exc:  # pragma: no cover - reported by the caller's assert
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(12)]
-    for t in threads:
+    started = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
+    for t in started:
         t.start()
-    for t in threads:
+    for t in started:
         t.join()
+    return ids, errors
+
+
+def test_the_pool_never_exceeds_its_size_and_reports_usage(dsn):
+    # each save its own statement (no group commit), so each borrows a connection
+    backend = PostgresBackend(dsn, PoolSettings(min_size=0, max_size=3, timeout=5, group_writers=0))
+    ids, errors = _save_from_threads(backend, threads=12, each=5)
     usage = backend.pool_usage()
     backend.close()
-    assert errors == []
+    assert errors == [] and len(set(ids)) == 60
     assert usage["borrows"] == 60 and usage["in_use"] == 0
     assert 1 <= usage["peak_in_use"] <= 3 and usage["max_size"] == 3
     assert 0 < usage["average_in_use"] <= 3
@@ -576,19 +581,7 @@ def test_a_group_keeps_one_of_two_saves_of_the_same_message_id(dsn):
 
 def test_many_writers_through_group_commit_store_every_email_once(dsn):
     backend = PostgresBackend(dsn, PoolSettings(min_size=0, max_size=4, timeout=10))
-    ids, errors = [], []
-
-    def writer(n):
-        try:
-            ids.extend(backend.save_email(email(n * 100 + k)) for k in range(20))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(30)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    ids, errors = _save_from_threads(backend, threads=30, each=20)
     stats = backend.group_commit_stats()
     usage = backend.pool_usage()
     backend.close()

@@ -57,6 +57,14 @@ def children_of(parent: int) -> list[int]:
     return out
 
 
+def process_title(pid: int) -> str:
+    """A server process's title (`postgres: checkpointer`, `postgres: user db [local] idle`)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()[:100]
+    except OSError:
+        return "?"
+
+
 class ServerProcesses:
     """Every process of a local PostgreSQL server: the postmaster and its children."""
 
@@ -73,18 +81,28 @@ class ServerProcesses:
         return [self.postmaster, *children_of(self.postmaster)]
 
     def snapshot(self) -> dict[int, tuple[int, int, float]]:
-        """pid -> (write_bytes, wchar, cpu seconds)."""
-        return {pid: (*io_counters(pid), cpu_seconds(pid)) for pid in self.pids()}
+        """pid -> (write_bytes, wchar, cpu seconds). The postmaster's own I/O is left out:
+        Linux adds a reaped child's whole-life I/O counters to its parent's, so a backend
+        that disconnects during a measurement (the one that cloned a database before it,
+        say) would be counted with everything it ever wrote. Its children are read one by
+        one instead; one that exits inside a window takes its writes of that window with it."""
+        return {pid: ((0, 0) if pid == self.postmaster else io_counters(pid)) + (cpu_seconds(pid),)
+                for pid in self.pids()}
 
     @staticmethod
     def delta(before: dict, after: dict) -> dict:
         """Bytes written and CPU seconds between two snapshots, summed over the processes
         alive at the end (one started in between counts from zero)."""
         written = wchar = cpu = 0.0
+        by_process = []
         for pid, (b, w, c) in after.items():
             b0, w0, c0 = before.get(pid, (0, 0, 0.0))
             written += max(0, b - b0)
             wchar += max(0, w - w0)
             cpu += max(0.0, c - c0)
+            if max(b - b0, w - w0) >= 1 << 20:  # who wrote what: an outlier can be explained
+                by_process.append({"pid": pid, "process": process_title(pid), "write_bytes": b - b0,
+                                   "wchar": w - w0, "started_in_window": pid not in before})
         return {"write_bytes": int(written), "wchar": int(wchar), "cpu_seconds": round(cpu, 3),
-                "processes": len(after)}
+                "processes": len(after),
+                "by_process": sorted(by_process, key=lambda p: -p["write_bytes"])}

@@ -197,10 +197,13 @@ def single_writer(bench: Bench) -> dict:
             result["wal_bytes_per_email"] = round(_wal_bytes(bench, lsn0, lsn1) / plan.single_writes)
             if server0 is not None:
                 server = ServerProcesses.delta(server0, bench.server.snapshot())
+                result["client_write_bytes"], result["client_wchar"] = written, wchar
+                result["server_written_by"] = server["by_process"]
                 written += server["write_bytes"]
                 wchar += server["wchar"]
-                result["bytes_source"] = (f"/proc/<pid>/io of the postmaster and its {server['processes'] - 1} "
-                                          "processes, plus the client's")
+                result["bytes_source"] = (f"/proc/<pid>/io of the postmaster's {server['processes'] - 1} "
+                                          "processes (not its own: it holds its exited children's), plus "
+                                          "the client's")
             else:
                 written = wchar = None
                 result["bytes_source"] = "the server is not local: only its WAL (pg_current_wal_lsn) is known"
