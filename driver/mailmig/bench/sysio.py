@@ -32,14 +32,18 @@ def write_bytes(pid: int | str = "self") -> int:
     return io_counters(pid)[0]
 
 
-def cpu_seconds(pid: int | str = "self") -> float:
-    """User + system CPU seconds of a process, all its threads (0 when it is gone)."""
+def cpu_seconds(pid: int | str = "self", reaped_children: bool = False) -> float:
+    """User + system CPU seconds of a process, all its threads (0 when it is gone); with
+    `reaped_children`, plus those of its children that exited and were waited for."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
     fields = stat[stat.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS
 
 
 def children_of(parent: int) -> list[int]:
@@ -85,8 +89,12 @@ class ServerProcesses:
         Linux adds a reaped child's whole-life I/O counters to its parent's, so a backend
         that disconnects during a measurement (the one that cloned a database before it,
         say) would be counted with everything it ever wrote. Its children are read one by
-        one instead; one that exits inside a window takes its writes of that window with it."""
-        return {pid: ((0, 0) if pid == self.postmaster else io_counters(pid)) + (cpu_seconds(pid),)
+        one instead; one that exits inside a window takes its writes of that window with it.
+        CPU is the other way round: the postmaster's includes its reaped children's, so a
+        backend the pool closes inside a window (an idle one, after max_idle) still counts,
+        with what it used before the window too (an upper bound by that much)."""
+        return {pid: ((0, 0) if pid == self.postmaster else io_counters(pid))
+                + (cpu_seconds(pid, reaped_children=pid == self.postmaster),)
                 for pid in self.pids()}
 
     @staticmethod
