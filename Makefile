@@ -146,6 +146,9 @@ bench-validate: setup ## the validation benchmark at SCALE (use SCALE=seed)
 bench-sync: setup ## the live sync: capture overhead, sync throughput, --follow lag, side by side (SCALE=seed)
 	$(VENV)/bin/python bench/bench_sync.py --scale $(SCALE)
 
+bench-group-commit: setup ## the store's group commit settings at 100 writers, side by side (after `make bench` at the same SCALE)
+	$(VENV)/bin/python bench/bench_group_commit.py --scale $(SCALE)
+
 # Extra arguments for the retention benchmark, e.g. RETENTION_ARGS='--writers 20 --seconds 10'
 RETENTION_ARGS ?=
 bench-retention: setup ## retention under ingest: 50 writers + readers, a 30,000-row month dropped, stalls with and without
