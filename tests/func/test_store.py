@@ -484,6 +484,21 @@ def _wait_for(condition, what: str, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+def _starter(saver, threads: list, results: dict):
+    """start(key, email, id=None): saver.save_email in a new thread, its result or error
+    into results[key]."""
+    def start(key, new_email, id=None):
+        def run():
+            try:
+                results[key] = saver.save_email(new_email) if id is None else saver.save_email(new_email, id=id)
+            except Exception as exc:  # noqa: BLE001 - checked by the test
+                results[key] = exc
+        thread = threading.Thread(target=run)
+        thread.start()
+        threads.append(thread)
+    return start
+
+
 def _blocked_saves(dsn):
     """A backend writing one statement at a time (group_writers=1) while another
     connection holds a lock on the guard table that every save waits for. Returns the
@@ -495,15 +510,7 @@ def _blocked_saves(dsn):
     locker.execute("LOCK TABLE mail.message_id_guard IN SHARE MODE")
     threads, results = [], {}
 
-    def start(key, new_email, id=None):
-        def run():
-            try:
-                results[key] = backend.save_email(new_email, id=id)
-            except Exception as exc:  # noqa: BLE001 - checked by the test
-                results[key] = exc
-        thread = threading.Thread(target=run)
-        thread.start()
-        threads.append(thread)
+    start = _starter(backend, threads, results)
 
     watcher = psycopg.connect(dsn, autocommit=True)  # the locker's own snapshot would not change
 
@@ -590,6 +597,40 @@ def test_many_writers_through_group_commit_store_every_email_once(dsn):
     assert usage["peak_in_use"] <= 2  # at most group_commit_writers statements at a time
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT count(*), count(DISTINCT message_id) FROM mail.emails").fetchone() == (600, 600)
+
+
+@pytest.mark.parametrize("mode", ["postgres", "dual"])
+def test_the_service_store_writes_concurrent_saves_through_group_commit(dsn, legacy_files, mode):
+    """Store.save_email (what the service calls for each message) reaches the backend's
+    group commit: with the first PostgreSQL write held on a lock, the others queue and are
+    written as one group, with SQLite's ids in dual mode."""
+    backend, release, start, threads, results, waiting = _blocked_saves(dsn)
+    store = Store(mode, SQLiteBackend(*legacy_files), backend)
+    store_start = _starter(store, threads, results)
+    try:
+        store_start("first", email(1))
+        _wait_for(lambda: waiting() == 1, "the first save to wait on the lock")
+        for n in range(2, 7):
+            store_start(f"q{n}", email(n))
+        _wait_for(lambda: backend._group.queued == 5, "the other saves to queue behind it")
+    finally:
+        release()
+    for thread in threads:
+        thread.join(30)
+    stats = backend.group_commit_stats()
+    store.close()
+    assert stats["groups"] == 1 and stats["grouped_items"] == 5, stats
+    assert sorted(results.values()) == [1, 2, 3, 4, 5, 6], results
+    with psycopg.connect(dsn) as conn:
+        stored = dict(conn.execute("SELECT message_id, id FROM mail.emails").fetchall())
+    assert stored == {f"<m{n}@example.org>": results["first" if n == 1 else f"q{n}"] for n in range(1, 7)}
+    if mode == "dual":
+        conn = sqlite3.connect(legacy_files[0])
+        legacy = dict(conn.execute("SELECT message_id, id FROM emails").fetchall())
+        conn.close()
+        assert legacy == stored  # PostgreSQL kept SQLite's ids, in a group
+        counters = store.counters()
+        assert counters["dual_postgres_write_failures"] == 0 and counters["dual_postgres_duplicates"] == 0
 
 
 def test_a_store_closed_with_saves_queued_answers_each_of_them(dsn):

@@ -229,11 +229,11 @@ class Store:
 
         def on_postgres(sqlite_ids):
             if sqlite_ids is None:
-                return self.postgres.save_emails(batch)
+                return self._postgres_save(batch)
             kept = [(e, i) for e, i in zip(batch, sqlite_ids) if i is not None]
             if not kept:
                 return []
-            stored = self.postgres.save_emails([e for e, _ in kept], ids=[i for _, i in kept])
+            stored = self._postgres_save([e for e, _ in kept], ids=[i for _, i in kept])
             duplicates = sum(1 for s in stored if s is None)
             if duplicates:
                 # already there: the sync applied it first, or the row exists under another id
@@ -242,6 +242,14 @@ class Store:
 
         return self._write("save_emails", lambda: self.sqlite.save_emails(batch), on_postgres,
                            lambda ids: f"email ids {[i for i in ids if i is not None]}")
+
+    def _postgres_save(self, emails: list[NewEmail], ids: list[int] | None = None) -> list[int | None]:
+        """A lone email through the backend's save_email, which group commit may write
+        together with other threads' (the service saves one message per call); a batch
+        in one statement, as asked."""
+        if len(emails) == 1:
+            return [self.postgres.save_email(emails[0], id=None if ids is None else ids[0])]
+        return self.postgres.save_emails(emails, ids=ids)
 
     def _flag_write(self, op: str, email_id: int, call: Callable[[Any], bool]) -> bool:
         def on_postgres(sqlite_result):
