@@ -527,8 +527,12 @@ def _blocked_saves(dsn):
     return backend, release, start, threads, results, waiting_on_the_lock
 
 
-def _hold_one_then_queue(dsn, queued: list[tuple[str, NewEmail, int | None]]):
+def _hold_one_then_queue(dsn, queued: list[tuple[str, NewEmail, int | None]], via=None):
+    """Save email(1) (held on the lock), then `queued` behind it, through the backend or
+    through `via(backend)` (a Store); the results and the group-commit stats."""
     backend, release, start, threads, results, waiting = _blocked_saves(dsn)
+    saver = via(backend) if via else backend
+    start = _starter(saver, threads, results)
     try:
         start("first", email(1))
         _wait_for(lambda: waiting() == 1, "the first save to wait on the lock")
@@ -541,7 +545,7 @@ def _hold_one_then_queue(dsn, queued: list[tuple[str, NewEmail, int | None]]):
     for thread in threads:
         thread.join(30)
     stats = backend.group_commit_stats()
-    backend.close()
+    saver.close()
     return results, stats
 
 
@@ -604,21 +608,14 @@ def test_the_service_store_writes_concurrent_saves_through_group_commit(dsn, leg
     """Store.save_email (what the service calls for each message) reaches the backend's
     group commit: with the first PostgreSQL write held on a lock, the others queue and are
     written as one group, with SQLite's ids in dual mode."""
-    backend, release, start, threads, results, waiting = _blocked_saves(dsn)
-    store = Store(mode, SQLiteBackend(*legacy_files), backend)
-    store_start = _starter(store, threads, results)
-    try:
-        store_start("first", email(1))
-        _wait_for(lambda: waiting() == 1, "the first save to wait on the lock")
-        for n in range(2, 7):
-            store_start(f"q{n}", email(n))
-        _wait_for(lambda: backend._group.queued == 5, "the other saves to queue behind it")
-    finally:
-        release()
-    for thread in threads:
-        thread.join(30)
-    stats = backend.group_commit_stats()
-    store.close()
+    stores = []
+
+    def through_a_store(backend):
+        stores.append(Store(mode, SQLiteBackend(*legacy_files), backend))
+        return stores[0]
+
+    results, stats = _hold_one_then_queue(dsn, [(f"q{n}", email(n), None) for n in range(2, 7)], via=through_a_store)
+    store = stores[0]
     assert stats["groups"] == 1 and stats["grouped_items"] == 5, stats
     assert sorted(results.values()) == [1, 2, 3, 4, 5, 6], results
     with psycopg.connect(dsn) as conn:
