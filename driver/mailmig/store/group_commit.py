@@ -2,10 +2,11 @@
 
 Each save is one transaction; on PostgreSQL its cost is mostly per transaction and per
 backend at work (the round trip, the commit's log flush, the backends competing for the
-same index pages and the WAL insert locks), not per row. Measured with 100 writer
-threads on this 2-core machine: one statement per save ran 1,971 saves/s with p99
-84.7 ms; the same saves gathered into one `mail.insert_emails` statement per group, at
-most two groups at a time, about 3,000/s with p99 about 61 ms (docs/bench/).
+same index pages and the WAL insert locks), not per row. Measured with 100 writers on
+this 2-core machine (`make bench SCALE=seed`, README "Last measured run"): one statement
+per save 1,971 saves/s, p99 84.7 ms; groups of up to 25 in one `mail.insert_emails`
+statement, two at a time, 3,199/s, p99 85.3 ms: more throughput and a lower median, not
+a lower tail (a writer waits for the group ahead of its own).
 
 How it runs: a save with nothing queued and a free slot (at most `writers` statements
 at a time) is written at once by its own thread, alone, by `one` (so a lone writer's

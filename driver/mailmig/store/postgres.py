@@ -306,7 +306,7 @@ class PostgresBackend:
 
     def _save_many(self, items: list[tuple[NewEmail, int | None]]) -> list[int | None]:
         ids = [id for _, id in items]
-        return self.save_emails([email for email, _ in items], ids if any(i is not None for i in ids) else None)
+        return self._insert_checked([email for email, _ in items], ids if any(i is not None for i in ids) else None)
 
     def group_commit_stats(self) -> dict[str, int] | None:
         """Saves written alone, groups written and their saves, the largest group, and
@@ -322,6 +322,10 @@ class PostgresBackend:
             return []
         if ids is not None and len(ids) != len(checked):
             raise ValueError(f"{len(ids)} ids for {len(checked)} emails")
+        return self._insert_checked(checked, ids)
+
+    def _insert_checked(self, checked: list[NewEmail], ids: list[int | None] | None) -> list[int | None]:
+        """save_emails' statement, for emails already checked (a group's were, one by one)."""
         document = json.dumps([_email_json(e, ids[i] if ids else None) for i, e in enumerate(checked)],
                               ensure_ascii=False)
         result: list[int | None] = [None] * len(checked)
