@@ -24,6 +24,7 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import cluster_conninfo  # noqa: E402
 
+from mailmig.bench.datasets import clone_database  # noqa: E402
 from mailmig.bench.mail import templates  # noqa: E402
 from mailmig.bench.stats import summarize  # noqa: E402
 from mailmig.bench.sysio import ServerProcesses  # noqa: E402
@@ -40,9 +41,7 @@ def clone(source: str) -> str:
     with psycopg.connect(admin, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (source,)).fetchone():
             raise SystemExit(f"bench_group_commit: database {source} does not exist: run `make bench SCALE=...` first")
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(WORK_DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-            sql.Identifier(WORK_DB), sql.Identifier(source)))
+    clone_database(admin, source, WORK_DB)
     dsn = cluster_conninfo(WORK_DB)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT mail.ensure_partitions()")

@@ -172,6 +172,18 @@ class WorkingCopy:
     conninfo: str
 
 
+def clone_database(admin_conninfo: str, source: str, target: str) -> None:
+    """`target` afresh as a copy of `source` (its sessions ended first: a template must be
+    unused), copied file by file where the server can (PostgreSQL 15: no WAL for the copy)."""
+    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+        version = conn.info.server_version
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target)))
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (source,))
+        strategy = sql.SQL(" STRATEGY = FILE_COPY") if version >= 150000 else sql.SQL("")
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
+            sql.Identifier(target), sql.Identifier(source), strategy))
+
+
 def working_copy(cfg, dataset: Dataset, work_dir: Path, progress=print) -> WorkingCopy:
     """Fresh copies of a dataset's two files and its database, for workloads that write."""
     need = int(dataset.sqlite_rows * COPY_BYTES_PER_EMAIL)
@@ -190,15 +202,7 @@ def working_copy(cfg, dataset: Dataset, work_dir: Path, progress=print) -> Worki
         shutil.copyfile(source, target)
         copies.append(target)
     database = f"{dataset.database}_work"
-    admin = cfg.conninfo("postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        version = conn.info.server_version
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                     (dataset.database,))
-        strategy = sql.SQL(" STRATEGY = FILE_COPY") if version >= 150000 else sql.SQL("")
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
-            sql.Identifier(database), sql.Identifier(dataset.database), strategy))
+    clone_database(cfg.conninfo("postgres"), dataset.database, database)
     progress(f"working copies of {dataset.name}: {work_dir} and database {database} "
              f"({time.monotonic() - started:.1f} s)")
     return WorkingCopy(copies[0], copies[1], database, cfg.conninfo(database))
